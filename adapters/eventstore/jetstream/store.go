@@ -1,0 +1,682 @@
+// Package jetstream implements eventstore.Store over NATS JetStream.
+//
+// All of whistle's event streams live in one JetStream stream (default
+// WHISTLE_EVENTS). An event stream is one subject, <prefix>.<stream>, and each
+// Append is one JetStream message (a commit) holding all its events, so a
+// command is atomic and costs one fsync. A commit's global Position is its
+// JetStream stream sequence; the versions of its events are counted per
+// event stream (0, 1, 2...) and written in the message's headers and body.
+//
+// Optimistic concurrency uses JetStream's per-subject expected last sequence.
+// The store keeps a bounded cache of each recently used stream's length and
+// last sequence, so an append to a stream it has seen costs one round trip;
+// a stale entry costs one re-read, never a wrong answer, because the server
+// checks the sequence.
+//
+// The same code serves an embedded server and an external server or cluster
+// (set Config.Replicas). On a cluster, ReadStream and ReadAll use direct gets,
+// which any replica may answer: a read sees every append made through the same
+// Store, but may miss for a few milliseconds an append acknowledged to another
+// process. Appends and their conflict decisions always go to the stream
+// leader.
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+
+	"github.com/whistle-gov/whistle/adapters/eventstore"
+)
+
+// Defaults of Config.
+const (
+	DefaultStreamName      = "WHISTLE_EVENTS"
+	DefaultSubjectPrefix   = "whistle.events"
+	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultCacheSize       = 100_000
+	DefaultRequestTimeout  = 5 * time.Second
+	DefaultPublishRetries  = 3
+	DefaultSubscribeBuffer = 512
+)
+
+// MaxStreamNameLen is the longest event stream name accepted, in bytes.
+const MaxStreamNameLen = 255
+
+// maxConflictRetries bounds how often Append re-publishes after finding that
+// only its cached sequence was stale, in case the stream keeps moving.
+const maxConflictRetries = 5
+
+// Config configures a Store. The zero value of every field means its
+// default.
+type Config struct {
+	// StreamName is the JetStream stream holding every event stream.
+	// Default DefaultStreamName.
+	StreamName string
+	// SubjectPrefix is the subject prefix of event streams: stream s is
+	// stored on <SubjectPrefix>.<s>. The JetStream stream captures
+	// <SubjectPrefix>.>. Default DefaultSubjectPrefix.
+	SubjectPrefix string
+	// Replicas is the JetStream stream's replica count: 1 on a single
+	// server, 3 (or 5) on a cluster. Default 1.
+	Replicas int
+	// DuplicateWindow is how long the server remembers message IDs (the
+	// first event ID of each commit) to drop a re-sent commit. Default
+	// DefaultDuplicateWindow.
+	DuplicateWindow time.Duration
+	// CacheSize bounds the streams whose length and last sequence the store
+	// remembers. Default DefaultCacheSize; negative disables the cache (every
+	// append then reads the stream's last commit first).
+	CacheSize int
+	// RequestTimeout bounds each request to the server (a publish attempt,
+	// a read), on top of the caller's context. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// PublishRetries is how many times Append re-sends a commit whose
+	// acknowledgement did not come (a timeout, a lost connection), with the
+	// same message ID, before giving up. Default DefaultPublishRetries;
+	// negative: none.
+	PublishRetries int
+	// SubscribeBuffer is how many messages a subscription fetches ahead of
+	// its handler. Default DefaultSubscribeBuffer.
+	SubscribeBuffer int
+}
+
+func (c *Config) setDefaults() {
+	if c.StreamName == "" {
+		c.StreamName = DefaultStreamName
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.PublishRetries == 0 {
+		c.PublishRetries = DefaultPublishRetries
+	} else if c.PublishRetries < 0 {
+		c.PublishRetries = 0
+	}
+	if c.SubscribeBuffer == 0 {
+		c.SubscribeBuffer = DefaultSubscribeBuffer
+	}
+}
+
+func (c *Config) validate() error {
+	if strings.ContainsAny(c.StreamName, ".*>/\\") || strings.IndexFunc(c.StreamName, unicode.IsSpace) >= 0 {
+		return fmt.Errorf("jetstream: stream name %q: must not contain '.', '*', '>', '/', '\\' or whitespace", c.StreamName)
+	}
+	for _, tok := range strings.Split(c.SubjectPrefix, ".") {
+		if tok == "" || strings.ContainsAny(tok, "*>") || strings.IndexFunc(tok, unicode.IsSpace) >= 0 {
+			return fmt.Errorf("jetstream: subject prefix %q: want dot-separated tokens without '*', '>' or whitespace", c.SubjectPrefix)
+		}
+	}
+	switch {
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("jetstream: replicas %d: want 1 to 5", c.Replicas)
+	case c.DuplicateWindow < 0:
+		return fmt.Errorf("jetstream: duplicate window %s: must not be negative", c.DuplicateWindow)
+	case c.RequestTimeout < 0:
+		return fmt.Errorf("jetstream: request timeout %s: must not be negative", c.RequestTimeout)
+	case c.SubscribeBuffer < 0:
+		return fmt.Errorf("jetstream: subscribe buffer %d: must not be negative", c.SubscribeBuffer)
+	}
+	return nil
+}
+
+// Store is an eventstore.Store over one JetStream stream. It is safe for
+// concurrent use. It does not own the *nats.Conn it was opened with: Close
+// releases the store only, and the caller closes the connection afterwards.
+type Store struct {
+	cfg       Config
+	nc        *nats.Conn
+	js        natsjs.JetStream
+	stream    natsjs.Stream
+	apiPrefix string
+	cache     *tipCache
+	replies   *replyMux
+
+	// life is cancelled by Close, which ends every call in flight.
+	life   context.Context
+	kill   context.CancelFunc
+	closed atomic.Bool
+
+	// publish sends a commit; tests replace it to lose acknowledgements.
+	publish func(ctx context.Context, m *nats.Msg, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error)
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open creates the JetStream stream if it does not exist, or updates its
+// configuration if it does, and returns a Store over it. The stream uses
+// file storage, captures <SubjectPrefix>.>, keeps every message (limits
+// retention without limits; if an operator adds a limit, new appends are
+// refused rather than old events dropped), refuses deleting and purging
+// messages (the log is evidence), allows direct gets and de-duplicates
+// message IDs within DuplicateWindow.
+//
+// Open fails if nc is closed, JetStream is unavailable, or the existing
+// stream cannot take this configuration (for example another storage type).
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if nc == nil || nc.IsClosed() {
+		return nil, fmt.Errorf("jetstream: open stream %s: connection is nil or closed", cfg.StreamName)
+	}
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: open stream %s: %w", cfg.StreamName, err)
+	}
+	sc := natsjs.StreamConfig{
+		Name:        cfg.StreamName,
+		Description: "whistle event log: one message per commit, subject per event stream",
+		Subjects:    []string{cfg.SubjectPrefix + ".>"},
+		Retention:   natsjs.LimitsPolicy,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+		MaxAge:      0,
+		Discard:     natsjs.DiscardNew,
+		Storage:     natsjs.FileStorage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
+		AllowDirect: true,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}
+	rctx, cancel := context.WithTimeout(ctx, max(cfg.RequestTimeout, 10*time.Second))
+	defer cancel()
+	stream, err := js.CreateOrUpdateStream(rctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: create or update stream %s (subjects %s.>, replicas %d): %w", cfg.StreamName, cfg.SubjectPrefix, cfg.Replicas, err)
+	}
+	replies, err := newReplyMux(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: open stream %s: subscribe to replies: %w", cfg.StreamName, err)
+	}
+	life, kill := context.WithCancel(context.Background())
+	s := &Store{
+		cfg:       cfg,
+		nc:        nc,
+		js:        js,
+		stream:    stream,
+		apiPrefix: "$JS.API.",
+		cache:     newTipCache(cfg.CacheSize),
+		replies:   replies,
+		life:      life,
+		kill:      kill,
+	}
+	s.publish = js.PublishMsg
+	return s, nil
+}
+
+// Close stops the store: calls in flight end with an error matching
+// eventstore.ErrClosed (an Append cut short may or may not have happened),
+// and later calls return eventstore.ErrClosed at once. Appends acknowledged
+// before are kept by the server. Close does not close the NATS connection.
+// It is idempotent and always returns nil.
+func (s *Store) Close() error {
+	if s.closed.CompareAndSwap(false, true) {
+		s.kill()
+		s.replies.close()
+	}
+	return nil
+}
+
+// begin starts a call: it refuses a closed store or a done ctx, and returns
+// a context that Close also cancels.
+func (s *Store) begin(ctx context.Context, op string) (context.Context, context.CancelFunc, error) {
+	if s.closed.Load() {
+		return nil, nil, fmt.Errorf("jetstream: %s: %w", op, eventstore.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("jetstream: %s: %w", op, err)
+	}
+	cctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.life, func() { cancel(eventstore.ErrClosed) })
+	return cctx, func() { stop(); cancel(nil) }, nil
+}
+
+// fail wraps err from operation op, preferring the reason ctx ended (the
+// caller's cancellation, or Close) over whatever the client made of it.
+func fail(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		if errors.Is(err, cause) {
+			return fmt.Errorf("jetstream: %s: %w", op, err)
+		}
+		return fmt.Errorf("jetstream: %s: %w (%v)", op, cause, err)
+	}
+	return fmt.Errorf("jetstream: %s: %w", op, err)
+}
+
+// subject returns the subject of stream, or an error wrapping
+// eventstore.ErrInvalidStream when the name cannot be one subject token.
+func (s *Store) subject(stream string) (string, error) {
+	if err := checkStreamName(stream); err != nil {
+		return "", err
+	}
+	return s.cfg.SubjectPrefix + "." + stream, nil
+}
+
+func checkStreamName(stream string) error {
+	why := ""
+	switch {
+	case stream == "":
+		why = "empty"
+	case len(stream) > MaxStreamNameLen:
+		why = fmt.Sprintf("longer than %d bytes", MaxStreamNameLen)
+	case !utf8.ValidString(stream):
+		why = "not UTF-8"
+	case strings.ContainsAny(stream, ".*>"):
+		// '.' would make it two subject tokens, '*' and '>' wildcards.
+		why = "contains '.', '*' or '>'"
+	case strings.IndexFunc(stream, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		why = "contains whitespace or a control character"
+	}
+	if why != "" {
+		return fmt.Errorf("jetstream: stream %q: %s: %w", stream, why, eventstore.ErrInvalidStream)
+	}
+	return nil
+}
+
+// streamOf returns the event stream of a subject of this store.
+func (s *Store) streamOf(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, s.cfg.SubjectPrefix+".")
+	return rest, ok && rest != ""
+}
+
+// Append implements eventstore.Store.
+//
+// Beyond the port's contract: events must be non-empty and each ID must be a
+// UUID; a commit larger than the server's max payload (1 MiB by default) is
+// refused. A retried append is recognised as done when the stream's last
+// commit starts at expectedVersion and holds the same event IDs.
+func (s *Store) Append(ctx context.Context, stream string, expectedVersion uint64, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	op := "append to " + strconv.Quote(stream)
+	subj, err := s.subject(stream)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if len(events) == 0 {
+		return eventstore.AppendResult{}, fmt.Errorf("jetstream: %s: no events", op)
+	}
+	for i, e := range events {
+		if _, err := uuid.Parse(e.ID); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("jetstream: %s: event %d id %q is not a UUID: %v", op, i, e.ID, err)
+		}
+	}
+	ctx, done, err := s.begin(ctx, op)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	defer done()
+
+	a := &appendOp{s: s, stream: stream, subject: subj, expected: expectedVersion, events: events}
+	res, err := a.run(ctx)
+	if err != nil {
+		var ce *eventstore.ConflictError
+		if errors.As(err, &ce) {
+			return eventstore.AppendResult{}, err
+		}
+		return eventstore.AppendResult{}, fail(ctx, op, err)
+	}
+	return res, nil
+}
+
+// appendOp is one call of Append.
+type appendOp struct {
+	s        *Store
+	stream   string
+	subject  string
+	expected uint64
+	events   []eventstore.EventData
+	body     []byte
+}
+
+func (a *appendOp) run(ctx context.Context) (eventstore.AppendResult, error) {
+	s := a.s
+	a.body = encodeCommit(a.expected, a.events)
+
+	// The sequence the subject's last message must have for the stream to
+	// be expectedVersion long.
+	var seq uint64
+	t, ok := s.cache.get(a.stream)
+	if !ok || t.next != a.expected {
+		last, found, err := s.directLast(ctx, a.subject)
+		if err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		t = tip{}
+		if found {
+			m, err := metaOf(last)
+			if err != nil {
+				return eventstore.AppendResult{}, err
+			}
+			t = tip{next: m.next(), seq: last.seq}
+		}
+		s.cache.put(a.stream, t)
+		if t.next != a.expected {
+			// A conflict, a retried append, or a replica behind: ask the
+			// leader before deciding.
+			res, seq2, retry, err := a.settle(ctx)
+			if !retry {
+				return res, err
+			}
+			t.seq = seq2
+		}
+	}
+	seq = t.seq
+
+	for attempt := 0; ; attempt++ {
+		ack, err := a.publish(ctx, seq)
+		if err == nil && !ack.Duplicate {
+			s.cache.put(a.stream, tip{next: a.expected + uint64(len(a.events)), seq: ack.Sequence})
+			return eventstore.AppendResult{Position: eventstore.Position(ack.Sequence), NextVersion: a.expected + uint64(len(a.events))}, nil
+		}
+		if err != nil && !isWrongLastSeq(err) {
+			return eventstore.AppendResult{}, err
+		}
+		// The server refused the expected sequence, or already holds a
+		// message with this commit's ID: either way the leader's last commit
+		// decides.
+		res, seq2, retry, err := a.settle(ctx)
+		if !retry {
+			return res, err
+		}
+		if ack != nil && ack.Duplicate {
+			return eventstore.AppendResult{}, fmt.Errorf("event id %s was already stored at position %d, not as the last commit of %s", a.events[0].ID, ack.Sequence, a.stream)
+		}
+		if attempt >= maxConflictRetries {
+			return eventstore.AppendResult{}, &eventstore.ConflictError{Stream: a.stream, Expected: a.expected, Actual: a.expected}
+		}
+		seq = seq2
+	}
+}
+
+// settle reads the stream's last commit from the leader after an
+// expectation failed. It returns success if that commit is this very append
+// (it landed and its acknowledgement was lost), retry with the right
+// sequence if the stream does have expectedVersion events (only the cache
+// was stale), or else a *ConflictError.
+func (a *appendOp) settle(ctx context.Context) (res eventstore.AppendResult, seq uint64, retry bool, err error) {
+	last, found, err := a.s.leaderGet(ctx, getRequest{LastFor: a.subject})
+	if err != nil {
+		return eventstore.AppendResult{}, 0, false, err
+	}
+	t := tip{}
+	var m commitMeta
+	if found {
+		if m, err = metaOf(last); err != nil {
+			return eventstore.AppendResult{}, 0, false, err
+		}
+		t = tip{next: m.next(), seq: last.seq}
+	}
+	a.s.cache.set(a.stream, t)
+	if found && m.first == a.expected && m.id == a.events[0].ID {
+		c, err := decodeCommit(a.stream, last)
+		if err != nil {
+			return eventstore.AppendResult{}, 0, false, err
+		}
+		if sameIDs(c, a.events) {
+			return eventstore.AppendResult{Position: c.Position, NextVersion: m.next()}, 0, false, nil
+		}
+	}
+	if t.next == a.expected {
+		return eventstore.AppendResult{}, t.seq, true, nil
+	}
+	return eventstore.AppendResult{}, 0, false, &eventstore.ConflictError{Stream: a.stream, Expected: a.expected, Actual: t.next}
+}
+
+func sameIDs(c eventstore.Commit, events []eventstore.EventData) bool {
+	if len(c.Events) != len(events) {
+		return false
+	}
+	for i := range events {
+		if c.Events[i].ID != events[i].ID {
+			return false
+		}
+	}
+	return true
+}
+
+// publish sends the commit expecting the subject's last sequence to be seq,
+// re-sending it with the same message ID when the acknowledgement does not
+// come.
+func (a *appendOp) publish(ctx context.Context, seq uint64) (*natsjs.PubAck, error) {
+	s := a.s
+	for try := 0; ; try++ {
+		m := &nats.Msg{Subject: a.subject, Data: a.body, Header: nats.Header{}}
+		m.Header.Set(HeaderVersion, strconv.FormatUint(a.expected, 10))
+		m.Header.Set(HeaderCount, strconv.Itoa(len(a.events)))
+		pctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		ack, err := s.publish(pctx, m, natsjs.WithMsgID(a.events[0].ID), natsjs.WithExpectLastSequencePerSubject(seq))
+		cancel()
+		err = s.timeout(ctx, err)
+		if err == nil || ctx.Err() != nil || !transient(err) || try >= s.cfg.PublishRetries {
+			return ack, err
+		}
+		// The commit may have landed; re-sending it is safe because the
+		// expected sequence (or the message ID) stops a second copy.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(try+1) * 100 * time.Millisecond):
+		}
+	}
+}
+
+// isWrongLastSeq reports the server's refusal of an expected sequence; a
+// replicated stream reports it with another code.
+func isWrongLastSeq(err error) bool {
+	var apiErr *natsjs.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == natsjs.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// transient reports a publish whose outcome is unknown and worth re-sending:
+// no acknowledgement in time, no stream reachable for a moment (a leader
+// election), or the connection lost and being re-established.
+func transient(err error) bool {
+	var apiErr *natsjs.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503
+	}
+	return errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, natsjs.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, nats.ErrConnectionReconnecting)
+}
+
+// ReadStream implements eventstore.Store. It reads the stream with batched
+// direct gets, typically one round trip. It returns every append made
+// through this Store even when a lagging replica answers, and reports an
+// error rather than a gap if the stored versions are not contiguous.
+func (s *Store) ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
+	op := "read stream " + strconv.Quote(stream)
+	subj, err := s.subject(stream)
+	if err != nil {
+		return nil, err
+	}
+	ctx, done, err := s.begin(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+
+	var events []eventstore.RecordedEvent
+	var lastSeq uint64
+	add := func(r rawMsg) error {
+		c, err := decodeCommit(stream, r)
+		if err != nil {
+			return err
+		}
+		if first := c.Events[0].Version; first != uint64(len(events)) {
+			return fmt.Errorf("commit at position %d starts at version %d, want %d: the stream is not whole", r.seq, first, len(events))
+		}
+		events = append(events, c.Events...)
+		lastSeq = r.seq
+		return nil
+	}
+	if err := s.directRange(ctx, subj, 0, int(^uint(0)>>1), add); err != nil {
+		return nil, fail(ctx, op, err)
+	}
+	if t, ok := s.cache.get(stream); ok && t.seq > lastSeq {
+		// A replica behind this store's own appends answered: fetch the
+		// rest from the leader, commit by commit (it is only the lag).
+		for {
+			r, found, err := s.leaderGet(ctx, getRequest{Seq: lastSeq + 1, NextFor: subj})
+			if err != nil {
+				return nil, fail(ctx, op, err)
+			}
+			if !found {
+				break
+			}
+			if err := add(r); err != nil {
+				return nil, fail(ctx, op, err)
+			}
+		}
+	}
+	if len(events) > 0 {
+		s.cache.put(stream, tip{next: uint64(len(events)), seq: lastSeq})
+	}
+	return events, nil
+}
+
+// ReadAll implements eventstore.Store. A page is one batched direct get per
+// 4 MiB of commits, so replaying the log costs a round trip per page, not per
+// commit. limit must be positive.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.Commit, error) {
+	op := fmt.Sprintf("read all after %d", after)
+	if limit <= 0 {
+		return nil, fmt.Errorf("jetstream: %s: limit %d must be positive", op, limit)
+	}
+	ctx, done, err := s.begin(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+
+	var commits []eventstore.Commit
+	err = s.directRange(ctx, "", uint64(after)+1, limit, func(r rawMsg) error {
+		c, err := s.commitOf(r)
+		if err != nil {
+			return err
+		}
+		commits = append(commits, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fail(ctx, op, err)
+	}
+	return commits, nil
+}
+
+// commitOf decodes a message of the global log.
+func (s *Store) commitOf(r rawMsg) (eventstore.Commit, error) {
+	stream, ok := s.streamOf(r.subject)
+	if !ok {
+		return eventstore.Commit{}, fmt.Errorf("message %d on %s: outside %s.>: %w", r.seq, r.subject, s.cfg.SubjectPrefix, errNotCommit)
+	}
+	return decodeCommit(stream, r)
+}
+
+// Subscribe implements eventstore.Store with an ordered consumer (ephemeral,
+// in memory, recreated by the client after a reconnect from where it
+// stopped), so delivery is in log order with no gaps or repeats. Besides
+// ctx and handle errors, it returns an error wrapping eventstore.ErrClosed when
+// the store is closed, and any error decoding a commit.
+func (s *Store) Subscribe(ctx context.Context, after eventstore.Position, handle func(eventstore.Commit) error) error {
+	op := fmt.Sprintf("subscribe after %d", after)
+	ctx, done, err := s.begin(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer done()
+
+	cons, err := s.js.OrderedConsumer(ctx, s.cfg.StreamName, natsjs.OrderedConsumerConfig{
+		DeliverPolicy: natsjs.DeliverByStartSequencePolicy,
+		OptStartSeq:   uint64(after) + 1,
+		// If this process dies, the server drops the consumer soon after.
+		InactiveThreshold: 30 * time.Second,
+	})
+	if err != nil {
+		return fail(ctx, op, err)
+	}
+	defer func() {
+		// Best effort: free the server's consumer now rather than after
+		// InactiveThreshold.
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = s.js.DeleteConsumer(dctx, s.cfg.StreamName, info.Name)
+			cancel()
+		}
+	}()
+	it, err := cons.Messages(natsjs.PullMaxMessages(s.cfg.SubscribeBuffer))
+	if err != nil {
+		return fail(ctx, op, err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(natsjs.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				if cause := context.Cause(ctx); errors.Is(cause, eventstore.ErrClosed) {
+					return fmt.Errorf("jetstream: %s: %w", op, cause)
+				}
+				return ctx.Err()
+			}
+			return fail(ctx, op, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fail(ctx, op, err)
+		}
+		c, err := s.commitOf(rawMsg{subject: msg.Subject(), seq: meta.Sequence.Stream, header: msg.Headers(), data: msg.Data()})
+		if err != nil {
+			return fail(ctx, op, err)
+		}
+		if err := handle(c); err != nil {
+			return err
+		}
+	}
+}
+
+// Head implements eventstore.Store; it asks the stream leader.
+func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
+	op := "head"
+	ctx, done, err := s.begin(ctx, op)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	info, err := s.stream.Info(rctx)
+	if err != nil {
+		return 0, fail(ctx, op, s.timeout(ctx, err))
+	}
+	return eventstore.Position(info.State.LastSeq), nil
+}

@@ -1,0 +1,254 @@
+// Package httpapi is whistle's HTTP API (v1): commands for streets and
+// assignees, case reads for those involved and auditors, health and
+// readiness. Shapes and statuses follow DESIGN.md; they are a contract.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/domain"
+	"go.uber.org/zap"
+)
+
+// MaxBody is the largest request body accepted; larger ones get 413.
+const MaxBody = 64 << 10
+
+// Authenticator maps a bearer token to its principal.
+type Authenticator interface {
+	Authenticate(token string) (domain.Actor, bool)
+}
+
+// Config wires the API to the rest of the service.
+type Config struct {
+	Handler   *casehandler.Handler
+	Store     eventstore.Store
+	Directory *domain.Directory
+	Auth      Authenticator
+	Log       *zap.Logger
+	// Ready reports whether the store and the bus can serve; nil means ready.
+	Ready func(ctx context.Context) error
+	// Extra registers more routes (read models, queues, metrics, dashboard)
+	// on the same mux, with the same authentication helpers.
+	Extra []func(mux *http.ServeMux, api *API)
+}
+
+// API serves the HTTP API.
+type API struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New builds the API's routes.
+func New(cfg Config) *API {
+	a := &API{cfg: cfg, mux: http.NewServeMux()}
+	a.mux.HandleFunc("POST /v1/whistles", a.authed(a.raise))
+	a.mux.HandleFunc("GET /v1/cases/{id}", a.authed(a.getCase))
+	a.mux.HandleFunc("GET /v1/cases/{id}/history", a.authed(a.getHistory))
+	a.mux.HandleFunc("POST /v1/cases/{id}/{action}", a.authed(a.caseCommand))
+	a.mux.HandleFunc("GET /v1/directory", a.authed(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, cfg.Directory)
+	}))
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	a.mux.HandleFunc("GET /readyz", a.readyz)
+	for _, register := range cfg.Extra {
+		register(a.mux, a)
+	}
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, "")
+	})
+	return a
+}
+
+// ServeHTTP logs every request with its route, status and duration.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	a.mux.ServeHTTP(rec, r)
+	_, pattern := a.mux.Handler(r)
+	a.cfg.Log.Debug("request", zap.String("method", r.Method), zap.String("route", pattern),
+		zap.Int("status", rec.status), zap.Duration("duration", time.Since(start)))
+}
+
+// Log returns the API's logger, for routes registered through Extra.
+func (a *API) Log() *zap.Logger { return a.cfg.Log }
+
+// Directory returns the routing directory.
+func (a *API) Directory() *domain.Directory { return a.cfg.Directory }
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+type actorKey struct{}
+
+// Authed wraps a handler so that it runs only for a valid bearer token, with
+// the principal in the request's context (see ActorOf).
+func (a *API) Authed(next http.HandlerFunc) http.HandlerFunc { return a.authed(next) }
+
+func (a *API) authed(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="whistle"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <token>", "")
+			return
+		}
+		actor, ok := a.cfg.Auth.Authenticate(strings.TrimSpace(token))
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="whistle", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "unknown token", "")
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, actor)))
+	}
+}
+
+// ActorOf returns the authenticated principal of a request served by Authed.
+func ActorOf(r *http.Request) domain.Actor {
+	actor, _ := r.Context().Value(actorKey{}).(domain.Actor)
+	return actor
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.cfg.Ready(ctx); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "not_ready", err.Error(), "")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// ErrorBody is the shape of every error answer.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what went wrong and, for bad input, in which field.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// WriteError writes the error shape of DESIGN.md.
+func WriteError(w http.ResponseWriter, status int, code, message, field string) {
+	writeError(w, status, code, message, field)
+}
+
+func writeError(w http.ResponseWriter, status int, code, message, field string) {
+	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: message, Field: field}})
+}
+
+// WriteJSON writes v as a JSON answer.
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client may have gone; nothing to do about it
+}
+
+// writeFailure maps a command or read error to its status.
+func (a *API) writeFailure(w http.ResponseWriter, err error) {
+	var refusal *domain.Refusal
+	switch {
+	case errors.As(err, &refusal):
+		switch {
+		case errors.Is(err, domain.ErrInvalidValue):
+			writeError(w, http.StatusUnprocessableEntity, "invalid_value", refusal.Reason, refusal.Field)
+		case errors.Is(err, domain.ErrNotYours):
+			writeError(w, http.StatusForbidden, "forbidden", refusal.Reason, refusal.Field)
+		case errors.Is(err, domain.ErrNoCase):
+			writeError(w, http.StatusNotFound, "not_found", refusal.Reason, "")
+		default:
+			writeError(w, http.StatusConflict, "invalid_transition", refusal.Reason, refusal.Field)
+		}
+	case errors.Is(err, casehandler.ErrIdempotencyMismatch):
+		writeError(w, http.StatusConflict, "idempotency_key_reused", err.Error(), "Idempotency-Key")
+	case errors.Is(err, casehandler.ErrContention):
+		writeError(w, http.StatusConflict, "version_conflict", err.Error(), "")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "timeout", "the request timed out; retrying with the same Idempotency-Key is safe", "")
+	default:
+		a.cfg.Log.Error("request failed", zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the event store did not answer; retrying with the same Idempotency-Key is safe", "")
+	}
+}
+
+// decodeBody reads a JSON body strictly into v: at most MaxBody bytes, no
+// unknown fields, nothing after the value. An empty body leaves v as it is
+// when emptyOK. It writes the error answer itself and returns false on failure.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is over %d bytes", MaxBody), "")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "malformed", "could not read the body: "+err.Error(), "")
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if emptyOK {
+			return true
+		}
+		writeError(w, http.StatusBadRequest, "malformed", "a JSON body is required", "")
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		code, msg, field := describeJSONError(err, body)
+		writeError(w, http.StatusBadRequest, code, msg, field)
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "malformed", "unexpected data after the JSON value", "")
+		return false
+	}
+	return true
+}
+
+func describeJSONError(err error, body []byte) (code, msg, field string) {
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return "malformed", fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, err), ""
+	case errors.As(err, &typeErr):
+		return "malformed", fmt.Sprintf("field %s must be %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value), typeErr.Field
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed", "the JSON body ends too early", ""
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return "unknown_field", fmt.Sprintf("unknown field %q", name), name
+	}
+	return "malformed", "invalid JSON: " + err.Error(), ""
+}

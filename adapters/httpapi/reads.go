@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/domain"
+)
+
+// HistoryAnswer is the body of GET /v1/cases/{id}/history.
+type HistoryAnswer struct {
+	Events []domain.Envelope `json:"events"`
+	// ChainWhole tells whether the hash chain checks out from the first event
+	// to the last; ChainProblem says where it breaks when it does not.
+	ChainWhole   bool   `json:"chain_whole"`
+	ChainProblem string `json:"chain_problem,omitempty"`
+}
+
+// readHistory reads a case's own stream (so a client sees its own writes at
+// once), checks the reader may see it, and cuts it at ?as_of= when given.
+func (a *API) readHistory(w http.ResponseWriter, r *http.Request) ([]domain.Envelope, *domain.Case, bool) {
+	caseID, ok := caseIDFrom(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	var asOf time.Time
+	if s := r.URL.Query().Get("as_of"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_value", "as_of is an RFC 3339 time such as 2026-11-23T09:00:00Z, got "+s, "as_of")
+			return nil, nil, false
+		}
+		asOf = t
+	}
+	history, err := casehandler.ReadCase(r.Context(), a.cfg.Store, caseID)
+	if err != nil {
+		a.writeFailure(w, err)
+		return nil, nil, false
+	}
+	if len(history) == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "no case "+caseID, "")
+		return nil, nil, false
+	}
+	full, err := domain.Replay(caseID, history)
+	if err != nil {
+		a.writeFailure(w, err)
+		return nil, nil, false
+	}
+	if !mayRead(ActorOf(r), full) {
+		writeError(w, http.StatusForbidden, "forbidden", "only the case's street, its assignees and auditors may read it", "")
+		return nil, nil, false
+	}
+	if asOf.IsZero() {
+		return history, full, true
+	}
+	cut := 0
+	for cut < len(history) && !history[cut].OccurredAt.After(asOf) {
+		cut++
+	}
+	if cut == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "case "+caseID+" had not been raised at "+asOf.Format(time.RFC3339), "")
+		return nil, nil, false
+	}
+	c, err := domain.Replay(caseID, history[:cut])
+	if err != nil {
+		a.writeFailure(w, err)
+		return nil, nil, false
+	}
+	return history[:cut], c, true
+}
+
+// mayRead: the case's street, anyone assigned or offered a part, auditors.
+func mayRead(actor domain.Actor, c *domain.Case) bool {
+	switch actor.Role {
+	case domain.ActorAuditor:
+		return true
+	case domain.ActorStreet:
+		return actor.ID == c.Street
+	case domain.ActorDepartment, domain.ActorUnit:
+		return c.Involves(actor.ID)
+	}
+	return false
+}
+
+func (a *API) getCase(w http.ResponseWriter, r *http.Request) {
+	if _, c, ok := a.readHistory(w, r); ok {
+		writeJSON(w, http.StatusOK, CaseAnswer{Case: c})
+	}
+}
+
+func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
+	history, _, ok := a.readHistory(w, r)
+	if !ok {
+		return
+	}
+	answer := HistoryAnswer{Events: history, ChainWhole: true}
+	if err := domain.VerifyChain(history); err != nil {
+		answer.ChainWhole, answer.ChainProblem = false, err.Error()
+	}
+	writeJSON(w, http.StatusOK, answer)
+}

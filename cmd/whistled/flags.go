@@ -1,0 +1,76 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+)
+
+// options are whistled's settings; each flag --name is also WHISTLE_NAME in
+// the environment (dashes become underscores), the flag winning.
+type options struct {
+	addr       string
+	data       string
+	directory  string
+	principals string
+	store      string
+	nats       string
+	natsListen string
+	replicas   int
+	fsync      string
+	logLevel   string
+}
+
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("whistled", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&o.data, "data", "./data", "data folder: the embedded event store, principals, read model state")
+	fs.StringVar(&o.directory, "directory", "", "directory JSON file (default: the sample that ships)")
+	fs.StringVar(&o.principals, "principals", "", "principals JSON file (default: <data>/principals.json, created with fresh tokens when missing)")
+	fs.StringVar(&o.store, "store", "jetstream", "event store: jetstream, or an esdb:// URL for EventStoreDB")
+	fs.StringVar(&o.nats, "nats", "", "NATS URL or comma-separated cluster URLs (empty: embedded server)")
+	fs.StringVar(&o.natsListen, "nats-listen", "", "host:port on which the embedded NATS server accepts clients (empty: in-process only)")
+	fs.IntVar(&o.replicas, "replicas", 1, "JetStream replicas of whistle's streams and buckets on an external cluster")
+	fs.StringVar(&o.fsync, "fsync", "always", "always: fsync every commit before acknowledging it; interval: the server's periodic sync")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+
+	given := map[string]bool{}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "WHISTLE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" && !given[f.Name] && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", env, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return o, envErr
+	}
+	switch o.fsync {
+	case "always", "interval":
+	default:
+		return o, fmt.Errorf("--fsync %q: want always or interval", o.fsync)
+	}
+	if o.replicas < 1 || o.replicas > 5 {
+		return o, fmt.Errorf("--replicas %d: want 1 to 5", o.replicas)
+	}
+	if o.store != "jetstream" && !strings.HasPrefix(o.store, "esdb://") && !strings.HasPrefix(o.store, "esdb+discover://") {
+		return o, fmt.Errorf("--store %q: want jetstream or an esdb:// URL", o.store)
+	}
+	if o.principals == "" {
+		o.principals = filepath.Join(o.data, "principals.json")
+	}
+	return o, nil
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/config"
+	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
+	"github.com/whistle-gov/whistle/adapters/httpapi"
+	"github.com/whistle-gov/whistle/adapters/natsbus"
+	"github.com/whistle-gov/whistle/domain"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// shutdownGrace is how long in-flight requests may take to finish on SIGTERM.
+const shutdownGrace = 15 * time.Second
+
+// run starts whistled and blocks until ctx is done, then drains and closes.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	opts, err := parseOptions(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(opts.logLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // stderr may not sync; nothing to do
+
+	dir, err := loadDirectory(opts.directory)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(opts.data, 0o700); err != nil {
+		return fmt.Errorf("data folder %s: %w", opts.data, err)
+	}
+	principals, issued, err := config.EnsurePrincipals(opts.principals, dir, rand.Reader)
+	if err != nil {
+		return err
+	}
+	if len(issued) > 0 {
+		printTokens(stdout, opts.principals, issued)
+	}
+
+	bus, err := connectBus(ctx, opts, log)
+	if err != nil {
+		return err
+	}
+	defer bus.close()
+
+	store, err := openStore(ctx, opts, bus.nc)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	handler := casehandler.New(store, dir, time.Now, log)
+	deps := &deps{opts: opts, log: log, dir: dir, store: store, bus: bus, handler: handler, principals: principals}
+	workCtx, stopWork := context.WithCancel(context.Background())
+	started, err := startComponents(workCtx, deps)
+	// Components end their work before the store and the bus close (deferred earlier).
+	defer func() { stopWork(); started.stop() }()
+	if err != nil {
+		return err
+	}
+	api := httpapi.New(httpapi.Config{
+		Handler:   handler,
+		Store:     store,
+		Directory: dir,
+		Auth:      principals,
+		Log:       log,
+		Ready: func(ctx context.Context) error {
+			if !bus.nc.IsConnected() {
+				return errors.New("not connected to NATS")
+			}
+			if _, err := store.Head(ctx); err != nil {
+				return fmt.Errorf("event store: %w", err)
+			}
+			return started.ready(ctx)
+		},
+		Extra: started.routes,
+	})
+
+	listener, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second, // long-lived streams lift it per request
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	log.Info("whistled ready", zap.String("addr", listener.Addr().String()), zap.String("data", opts.data),
+		zap.String("store", storeName(opts)), zap.String("nats", natsName(opts)),
+		zap.String("directory", dir.Version), zap.String("fsync", opts.fsync))
+
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(listener); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	}()
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining requests")
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		log.Warn("requests still running at shutdown", zap.Error(err))
+	}
+	wg.Wait()
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(level string, out io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(out)), lvl)
+	return zap.New(core), nil
+}
+
+func loadDirectory(path string) (*domain.Directory, error) {
+	if path == "" {
+		return config.SampleDirectory()
+	}
+	return config.LoadDirectory(path)
+}
+
+// printTokens shows freshly issued tokens once: they are stored only as hashes.
+func printTokens(out io.Writer, path string, issued []config.IssuedToken) {
+	fmt.Fprintf(out, "whistled: created %s with %d principals. Their tokens are shown once, here; only their SHA-256 is stored.\n", path, len(issued))
+	for _, t := range issued {
+		fmt.Fprintf(out, "  %-10s %-32s %s\n", t.Actor.Role, t.Actor.ID, t.Token)
+	}
+}
+
+// bus is the NATS connection, and the embedded server when whistled runs one.
+type bus struct {
+	embedded *server.Server
+	nc       *nats.Conn
+}
+
+func (b *bus) close() {
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	if b.embedded != nil {
+		b.embedded.Shutdown()
+		b.embedded.WaitForShutdown()
+	}
+}
+
+func connectBus(ctx context.Context, opts options, log *zap.Logger) (*bus, error) {
+	b := &bus{}
+	cfg := natsbus.ConnectConfig{Name: "whistled", Logger: log.Named("nats")}
+	if opts.nats == "" {
+		ns, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{
+			StoreDir:   filepath.Join(opts.data, "jetstream"),
+			SyncAlways: opts.fsync == "always",
+			ListenAddr: opts.natsListen,
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.embedded = ns
+		cfg.Server = ns
+	} else {
+		cfg.URLs = opts.nats
+	}
+	nc, err := natsbus.Connect(ctx, cfg)
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	b.nc = nc
+	return b, nil
+}
+
+func openStore(ctx context.Context, opts options, nc *nats.Conn) (eventstore.Store, error) {
+	if opts.store != "jetstream" {
+		return nil, fmt.Errorf("--store %s: the EventStoreDB adapter is not built yet; use --store jetstream", opts.store)
+	}
+	return jetstream.Open(ctx, nc, jetstream.Config{Replicas: opts.replicas})
+}
+
+func storeName(opts options) string {
+	if opts.store == "jetstream" {
+		return "jetstream"
+	}
+	return "esdb" // the URL may carry credentials: never log it
+}
+
+func natsName(opts options) string {
+	if opts.nats == "" {
+		return "embedded"
+	}
+	return "external"
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package whistledtest
+
+const raceEnabled = false

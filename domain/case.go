@@ -1,0 +1,248 @@
+package domain
+
+import (
+	"time"
+)
+
+// Assignment is one assignee's part in a case.
+type Assignment struct {
+	Assignee   string           `json:"assignee"`
+	Role       Role             `json:"role"`
+	Status     AssignmentStatus `json:"status"`
+	ReportBy   *time.Time       `json:"report_by"`
+	ResolveBy  *time.Time       `json:"resolve_by"`
+	ReportedAt *time.Time       `json:"reported_at"`
+	ResolvedAt *time.Time       `json:"resolved_at"`
+	// Overdue: a deadline was missed and not yet met.
+	Overdue      bool   `json:"overdue"`
+	DeclineNote  string `json:"decline_reason,omitempty"`
+	missedReport bool
+	missedSolve  bool
+}
+
+// Active tells whether the assignment still counts: not declined or lapsed.
+func (a *Assignment) Active() bool {
+	return a.Status != Declined && a.Status != Lapsed
+}
+
+// missed tells whether the assignment was marked overdue for a deadline.
+func (a *Assignment) missed(d Deadline) bool {
+	if d == DeadlineReport {
+		return a.missedReport
+	}
+	return a.missedSolve
+}
+
+func (a *Assignment) refreshOverdue() {
+	a.Overdue = a.Active() &&
+		(a.missedReport && a.Status == Assigned ||
+			a.missedSolve && a.Status != Resolved)
+}
+
+// Case is the state of one case, folded from its events by Evolve.
+type Case struct {
+	ID          string        `json:"case_id"`
+	Street      string        `json:"street"`
+	Community   string        `json:"community"`
+	Category    string        `json:"category"`
+	Kind        Kind          `json:"kind"`
+	Urgency     Urgency       `json:"urgency"`
+	Title       string        `json:"title"`
+	Status      Status        `json:"status"`
+	Version     uint64        `json:"version"` // number of events so far
+	RaisedAt    *time.Time    `json:"raised_at"`
+	ClosedAt    *time.Time    `json:"closed_at"`
+	Assignments []*Assignment `json:"assignments"`
+	Mediation   *Mediation    `json:"mediation"`
+	Rating      *Rating       `json:"rating"`
+
+	// LastHash is the hash of the latest event, to continue the chain.
+	LastHash string `json:"-"`
+	// Commands maps each command id applied to the version after it, so that
+	// a retried command is answered, not applied twice.
+	Commands map[string]uint64 `json:"-"`
+	// RequestSHA256 fingerprints the raising request (see WhistleRaised).
+	RequestSHA256 string `json:"-"`
+	escalated     map[escalationKey]bool
+}
+
+type escalationKey struct {
+	assignee string
+	deadline Deadline
+	level    string
+}
+
+// NewCase returns the empty state of a case not yet raised.
+func NewCase(id string) *Case {
+	return &Case{ID: id, Commands: map[string]uint64{}, escalated: map[escalationKey]bool{}}
+}
+
+// Exists tells whether the case has been raised. A nil case has not.
+func (c *Case) Exists() bool { return c != nil && c.Version > 0 }
+
+// Assignment returns the latest assignment of an assignee, or nil.
+func (c *Case) Assignment(assignee string) *Assignment {
+	for i := len(c.Assignments) - 1; i >= 0; i-- {
+		if c.Assignments[i].Assignee == assignee {
+			return c.Assignments[i]
+		}
+	}
+	return nil
+}
+
+// Involves tells whether an assignee holds or held any part in the case.
+func (c *Case) Involves(assignee string) bool { return c.Assignment(assignee) != nil }
+
+// Escalated tells whether the case went up to level for a missed deadline of
+// the assignee's current assignment (an assignment routed to it again starts
+// with a clean record).
+func (c *Case) Escalated(assignee string, d Deadline, level string) bool {
+	return c.escalated[escalationKey{assignee, d, level}]
+}
+
+// Apply folds a sealed event into the state: Evolve plus the envelope's
+// version, hash and command bookkeeping.
+func (c *Case) Apply(env Envelope, e Event) {
+	c.Evolve(e, env.OccurredAt)
+	c.Version = env.Version + 1
+	c.LastHash = env.Hash
+	if env.CorrelationID != "" {
+		if c.Commands == nil {
+			c.Commands = map[string]uint64{}
+		}
+		c.Commands[env.CorrelationID] = c.Version
+	}
+}
+
+// Evolve folds one event, which happened at `at`, into the state. It trusts
+// the event: events are facts, decided by Decide.
+func (c *Case) Evolve(e Event, at time.Time) {
+	at = at.UTC()
+	if c.escalated == nil {
+		c.escalated = map[escalationKey]bool{}
+	}
+	switch e := e.(type) {
+	case WhistleRaised:
+		c.Street, c.Community, c.Category = e.Street, e.Community, e.Category
+		c.Kind, c.Urgency, c.Title = e.Kind, e.Urgency, e.Title
+		c.RequestSHA256 = e.RequestSHA256
+		c.RaisedAt = &at
+	case AssignmentMade:
+		a := &Assignment{Assignee: e.Assignee, Role: e.Role, Status: Assigned}
+		if !e.ReportBy.IsZero() {
+			t := e.ReportBy.UTC()
+			a.ReportBy = &t
+		}
+		if !e.ResolveBy.IsZero() {
+			t := e.ResolveBy.UTC()
+			a.ResolveBy = &t
+		}
+		// A new assignment has its own deadlines: forget the escalations of
+		// the assignee's earlier one (declined, then routed to it again), or
+		// its new deadlines would never escalate.
+		for k := range c.escalated {
+			if k.assignee == e.Assignee {
+				delete(c.escalated, k)
+			}
+		}
+		c.Assignments = append(c.Assignments, a)
+	case AssignmentReported:
+		if a := c.Assignment(e.Assignee); a != nil {
+			a.Status = Reported
+			a.ReportedAt = &at
+			a.refreshOverdue()
+		}
+	case AssignmentOverdue:
+		if a := c.Assignment(e.Assignee); a != nil {
+			if e.Deadline == DeadlineReport {
+				a.missedReport = true
+			} else {
+				a.missedSolve = true
+			}
+			a.refreshOverdue()
+		}
+		// The mark is not a rung of the ladder: CaseEscalated records those.
+	case CaseEscalated:
+		c.escalated[escalationKey{e.Assignee, e.Deadline, e.Level}] = true
+	case ProgressNoted:
+	case AssignmentDeclined:
+		if a := c.Assignment(e.Assignee); a != nil {
+			a.Status = Declined
+			a.DeclineNote = e.Reason
+			a.refreshOverdue()
+		}
+	case NeedClaimed:
+		for _, a := range c.Assignments {
+			if a.Role == RoleOffer && a.Status == Assigned {
+				a.Status = Lapsed
+			}
+		}
+		if a := c.Assignment(e.Assignee); a != nil {
+			a.Role = RoleLead
+			a.Status = Reported
+			a.ReportedAt = &at
+			a.ReportBy = &at
+			t := e.ResolveBy.UTC()
+			a.ResolveBy = &t
+			a.refreshOverdue()
+		}
+	case AssignmentResolved:
+		if a := c.Assignment(e.Assignee); a != nil {
+			a.Status = Resolved
+			a.ResolvedAt = &at
+			a.refreshOverdue()
+		}
+		if e.Mediation != "" && e.Role == RoleLead {
+			m := e.Mediation
+			c.Mediation = &m
+		}
+	case ResolutionVerified:
+	case ResolutionRejected:
+		for _, a := range c.Assignments {
+			if a.Status == Resolved {
+				a.Status = Reported
+				a.ResolvedAt = nil
+				a.refreshOverdue()
+			}
+		}
+	case CaseClosed:
+		c.ClosedAt = &at
+	case SatisfactionRated:
+		r := e.Rating
+		c.Rating = &r
+	}
+	c.Status = c.deriveStatus()
+}
+
+func (c *Case) deriveStatus() Status {
+	if c.ClosedAt != nil {
+		return StatusClosed
+	}
+	leads, resolvedLeads, offers, started := 0, 0, 0, false
+	for _, a := range c.Assignments {
+		if !a.Active() {
+			continue
+		}
+		switch a.Role {
+		case RoleLead:
+			leads++
+			if a.Status == Resolved {
+				resolvedLeads++
+			}
+		case RoleOffer:
+			offers++
+		}
+		if a.Status == Reported || a.Status == Resolved {
+			started = true
+		}
+	}
+	switch {
+	case leads > 0 && resolvedLeads == leads:
+		return StatusResolved
+	case leads == 0 && offers == 0:
+		return StatusUnassigned
+	case started:
+		return StatusInProgress
+	}
+	return StatusRouted
+}

@@ -1,0 +1,154 @@
+// Package projections holds whistle's read models: pure folds over the global
+// log of domain.Envelope. Each model (Stats for the figures, Board for the
+// case list) is a state struct with an Apply method; it does no I/O, reads no
+// clock and logs nothing, so that replaying the same log always yields the
+// same state, byte for byte (see MarshalBinary and Diff).
+//
+// Delivery contract shared by every model:
+//
+//   - Events of one case arrive in version order. A model keeps, for every
+//     case it still holds, the next version it expects: an event below it is
+//     a redelivery and changes nothing; an event above it is a gap and is
+//     refused with ErrVersionGap.
+//   - ApplyAt additionally records the log position of the event (a JetStream
+//     sequence, an EventStoreDB commit position...). Positions never
+//     decrease; the events of one commit may share a position. An event below
+//     the recorded position is skipped. The position travels inside the
+//     model's snapshot, so state and checkpoint can never diverge.
+//   - When Apply or ApplyAt returns an error the state is unchanged, so the
+//     caller may stop, or log the event's type and ids and go on.
+//
+// Every model is safe for concurrent use: one writer applying events while
+// many readers query.
+package projections
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/whistle-gov/whistle/domain"
+)
+
+// Sentinel errors that callers branch on with errors.Is; the returned errors
+// wrap them and name the offending value.
+var (
+	// ErrUnknownCase: an event names a case the model does not hold, and it is
+	// not the case's first event.
+	ErrUnknownCase = errors.New("projections: unknown case")
+	// ErrVersionGap: an event skips versions of its case: the log or the
+	// delivery lost something.
+	ErrVersionGap = errors.New("projections: version gap")
+	// ErrUnexpectedEvent: an event cannot happen where it stands (a case that
+	// does not start with WhistleRaised, an event after closure other than a
+	// rating, an unknown rating).
+	ErrUnexpectedEvent = errors.New("projections: unexpected event")
+	// ErrBadQuery: a query parameter is invalid (group_by, window, cursor).
+	ErrBadQuery = errors.New("projections: bad query")
+	// ErrBadSnapshot: a snapshot cannot be restored (wrong format, corrupt).
+	ErrBadSnapshot = errors.New("projections: bad snapshot")
+)
+
+// dayLayout is how a UTC day is written in keys, snapshots and diffs.
+const dayLayout = "2006-01-02"
+
+const secondsPerDay = 86400
+
+// dayOf returns the UTC day of t, counted from the Unix epoch.
+func dayOf(t time.Time) int32 {
+	s := t.Unix()
+	d := s / secondsPerDay
+	if s%secondsPerDay < 0 {
+		d-- // floor, also before 1970
+	}
+	return int32(d)
+}
+
+// dayStart returns the first instant of day d, UTC.
+func dayStart(d int32) time.Time { return time.Unix(int64(d)*secondsPerDay, 0).UTC() }
+
+// dayKey writes day d as "2006-01-02".
+func dayKey(d int32) string { return dayStart(d).Format(dayLayout) }
+
+// parseDayKey reads a day written by dayKey.
+func parseDayKey(s string) (int32, error) {
+	t, err := time.Parse(dayLayout, s)
+	if err != nil {
+		return 0, fmt.Errorf("day %q: %w", s, err)
+	}
+	return dayOf(t), nil
+}
+
+// checkpoint is the log position a model has reached.
+type checkpoint struct {
+	pos uint64
+	set bool
+}
+
+// behind tells whether an event at p precedes what was applied already.
+func (c checkpoint) behind(p uint64) bool { return c.set && p < c.pos }
+
+func (c *checkpoint) advance(p uint64) { c.pos, c.set = p, true }
+
+func (c checkpoint) reached(p uint64) bool { return c.set && c.pos >= p }
+
+// ptr returns the position for a snapshot: nil when none was recorded.
+func (c checkpoint) ptr() *uint64 {
+	if !c.set {
+		return nil
+	}
+	p := c.pos
+	return &p
+}
+
+func checkpointFrom(p *uint64) checkpoint {
+	if p == nil {
+		return checkpoint{}
+	}
+	return checkpoint{pos: *p, set: true}
+}
+
+// interner shares one copy of the strings that repeat across cases (streets,
+// communities, categories, assignees, enum values): decoded JSON allocates a
+// fresh copy of each, which would otherwise stay alive once per case.
+type interner map[string]string
+
+func (in interner) get(s string) string {
+	if v, ok := in[s]; ok {
+		return v
+	}
+	in[s] = s
+	return s
+}
+
+// decode turns an envelope's data into its event, with the envelope's ids in
+// the error.
+func decode(model string, env domain.Envelope) (domain.Event, error) {
+	e, err := domain.DecodeEvent(env.Type, env.Data)
+	if err != nil {
+		return nil, fmt.Errorf("projections: %s: case %s version %d: %w", model, env.CaseID, env.Version, err)
+	}
+	return e, nil
+}
+
+// versionCheck classifies an event of a held case: duplicate (skip), gap
+// (error) or next (apply).
+func versionCheck(model string, env domain.Envelope, next uint64) (skip bool, err error) {
+	switch {
+	case env.Version < next:
+		return true, nil
+	case env.Version > next:
+		return false, fmt.Errorf("%w: %s: case %s expected version %d, got %d (%s)",
+			ErrVersionGap, model, env.CaseID, next, env.Version, env.Type)
+	}
+	return false, nil
+}
+
+// unknownCase is the error for an event of a case the model does not hold.
+func unknownCase(model string, env domain.Envelope) error {
+	if env.Version == 0 {
+		return fmt.Errorf("%w: %s: case %s starts with %s, not %s",
+			ErrUnexpectedEvent, model, env.CaseID, env.Type, domain.TypeWhistleRaised)
+	}
+	return fmt.Errorf("%w: %s: case %s (event %s version %d)", ErrUnknownCase, model, env.CaseID, env.Type, env.Version)
+}

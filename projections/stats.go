@@ -1,0 +1,725 @@
+package projections
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/whistle-gov/whistle/domain"
+)
+
+// Stats is the figures read model of DESIGN.md ("Figures (projections)").
+//
+// Every figure counts a case, and its assignments, in the cohort of the UTC
+// day the case was raised: an event of a case raised on 23 November updates
+// the buckets of 23 November whenever it happens. State is pre-aggregated in
+// day buckets keyed by (dimension, key, day) for the dimensions street,
+// community, category, urgency, day and assignee, so a query over a window
+// merges one bucket per key and day in the window and never looks at events.
+//
+// Attribution:
+//   - case figures (raised, closed, closed on time, disputes resolved and
+//     their success, ratings, time to close) count for the case's street,
+//     community, category, urgency and day, and for every assignee that was
+//     given a lead or assist assignment in the case (or claimed it). An
+//     assignee keeps counting for a case it later declined: the figures of
+//     a cohort only grow, and a decline does not erase the part it held. An
+//     assignee that joins a case late is credited with what the case counted
+//     so far, so its figures equal those of the cases it is in.
+//   - assignment figures (assignments, reported on time, time to report in)
+//     and overdue and escalation counts count for the case's dimensions and
+//     for the assignee they name only. Offers of a need are not assignments;
+//     a claim is an assignment made and reported in at the moment of the
+//     claim.
+//   - "on time" is inclusive: reported at or before report_by, closed at or
+//     before the resolve_by of the case's latest lead (the latest lead
+//     assignment not declined, else the latest lead) when it closed.
+//   - a dispute counts as resolved once, at its first lead resolution with a
+//     mediation outcome; its success follows its latest lead resolution, so
+//     a dispute re-resolved after a rejection moves between success and
+//     failure without being counted twice.
+//   - ratings are counted per rating (satisfied, basically satisfied,
+//     unsatisfied) and weighed at query time with the weights given to
+//     NewStats: integer counters merge exactly across any window and compare
+//     exactly between a live model and a replay.
+//
+// Memory is bounded by the aggregates and the open cases, not by history:
+//   - one bucket per (dimension, key, day) with something counted: 13 counters
+//     and two sparse histograms of at most a few hundred 8-byte bins;
+//   - per open case: its cohort keys, its assignments (assignee, role,
+//     times) and what it counted so far (about 300 bytes plus 100 per
+//     assignment);
+//   - per closed case not yet rated: a 16-byte record (version, cohort day,
+//     index of its interned profile of keys) plus its id in a map, because a
+//     rating may still come; the record is dropped when the rating comes.
+//     Cases that are never rated keep this record; the profiles (distinct
+//     combinations of street, community, category, urgency and assignees) are
+//     bounded by the directory, not by history.
+//
+// A case is forgotten once closed and rated. Its events are not expected
+// again (the caller's checkpoint sees to that): a redelivered event of a
+// forgotten case is refused with ErrUnknownCase, except a redelivered
+// WhistleRaised, which would count the case again and cannot be told from a
+// new one without keeping every case forever.
+//
+// Stats is safe for concurrent use. The zero value is not usable: call
+// NewStats.
+type Stats struct {
+	mu        sync.RWMutex
+	weights   [numRatings]float64
+	series    [numDims]map[string]*series
+	open      map[string]*openCase
+	closed    map[string]closedCase
+	profiles  []profile
+	profileIx map[string]int32
+	strs      interner
+	cp        checkpoint
+}
+
+// dim is a dimension figures are grouped by.
+type dim uint8
+
+const (
+	dimStreet dim = iota
+	dimCommunity
+	dimCategory
+	dimUrgency
+	dimDay
+	dimAssignee
+	numDims
+)
+
+// numCaseDims: the first dimensions are properties of the case itself; the
+// last one, assignee, depends on the assignments.
+const numCaseDims = int(dimAssignee)
+
+var dimNames = [numDims]string{"street", "community", "category", "urgency", "day", "assignee"}
+
+// GroupBys returns the valid values of Query's groupBy, in DESIGN.md order.
+func GroupBys() []string {
+	return []string{"street", "community", "assignee", "category", "urgency", "day"}
+}
+
+func parseDim(s string) (dim, bool) {
+	for d, name := range dimNames {
+		if name == s {
+			return dim(d), true
+		}
+	}
+	return 0, false
+}
+
+// counter indexes the integer figures of a bucket.
+type counter uint8
+
+const (
+	cRaised counter = iota
+	cClosed
+	cClosedOnTime
+	cAssignments
+	cReportedOnTime
+	cDisputesResolved
+	cDisputesSuccess
+	cRatings
+	cRatedSatisfied // cRatedSatisfied+ratingIndex(r) counts rating r
+	cRatedBasicallySatisfied
+	cRatedUnsatisfied
+	cOverdue
+	cEscalations
+	numCounters
+)
+
+var counterNames = [numCounters]string{
+	"raised", "closed", "closed_on_time", "assignments", "reported_on_time",
+	"disputes_resolved", "disputes_success", "ratings",
+	"rated_satisfied", "rated_basically_satisfied", "rated_unsatisfied",
+	"overdue", "escalations",
+}
+
+type counts [numCounters]int64
+
+const numRatings = 3
+
+// ratingIndex orders ratings as domain.Ratings does.
+func ratingIndex(r domain.Rating) (int, bool) {
+	i := slices.Index(domain.Ratings(), r)
+	return i, i >= 0
+}
+
+// DefaultSatisfactionWeights are DESIGN.md's defaults: satisfied 1,
+// basically satisfied 0.9, unsatisfied 0.
+func DefaultSatisfactionWeights() map[string]float64 {
+	return map[string]float64{
+		string(domain.RatingSatisfied):          1,
+		string(domain.RatingBasicallySatisfied): 0.9,
+		string(domain.RatingUnsatisfied):        0,
+	}
+}
+
+// bucket is what one (dimension, key, day) counted.
+type bucket struct {
+	n      counts
+	report histogram // seconds from assignment made to reported in
+	close  histogram // seconds from raised to closed
+}
+
+// series is one key's day buckets, sorted by day. Cohorts arrive mostly in
+// day order, so inserting is almost always an append.
+type series struct {
+	days    []int32
+	buckets []*bucket
+}
+
+func (s *series) find(d int32) (int, bool) {
+	k := sort.Search(len(s.days), func(k int) bool { return s.days[k] >= d })
+	return k, k < len(s.days) && s.days[k] == d
+}
+
+func (s *series) get(d int32) *bucket {
+	k, ok := s.find(d)
+	if ok {
+		return s.buckets[k]
+	}
+	b := &bucket{}
+	s.days = slices.Insert(s.days, k, d)
+	s.buckets = slices.Insert(s.buckets, k, b)
+	return b
+}
+
+// openCase is what an open case needs to go on counting.
+type openCase struct {
+	version  uint64 // next expected version
+	day      int32
+	raisedAt time.Time
+	kind     domain.Kind
+	keys     [numCaseDims]string
+	caseB    [numCaseDims]*bucket // the buckets of keys, cached
+	involved []string             // lead and assist assignees, in order of joining
+	invB     []*bucket            // their buckets, cached
+	asgs     []statAsg
+	contrib  counts // the case figures counted so far for this case
+}
+
+// statAsg is one assignment (or offer) of an open case.
+type statAsg struct {
+	assignee  string
+	role      domain.Role
+	made      time.Time
+	reportBy  time.Time // zero: none
+	resolveBy time.Time // zero: none
+	reported  bool
+	declined  bool
+}
+
+// closedCase is a closed case waiting for its rating.
+type closedCase struct {
+	version uint64
+	day     int32
+	profile int32
+}
+
+// profile is the keys a closed case counts under, except its day.
+type profile struct {
+	keys      [numCaseDims]string // the day slot is unused
+	assignees []string
+}
+
+// NewStats returns empty figures whose satisfaction rate weighs ratings by
+// weights (the directory's satisfaction_weights). Nil weights mean
+// DefaultSatisfactionWeights. Otherwise weights must give every rating a
+// weight between 0 and 1 and name nothing else.
+func NewStats(weights map[string]float64) (*Stats, error) {
+	if weights == nil {
+		weights = DefaultSatisfactionWeights()
+	}
+	s := &Stats{}
+	for i, r := range domain.Ratings() {
+		w, ok := weights[string(r)]
+		if !ok {
+			return nil, fmt.Errorf("projections: satisfaction weight of %q is missing", r)
+		}
+		if !(w >= 0 && w <= 1) {
+			return nil, fmt.Errorf("projections: satisfaction weight of %q must be between 0 and 1, got %v", r, w)
+		}
+		s.weights[i] = w
+	}
+	for k := range weights {
+		if _, err := domain.ParseRating(k); err != nil {
+			return nil, fmt.Errorf("projections: satisfaction weights: %v", err)
+		}
+	}
+	s.reset()
+	return s, nil
+}
+
+func (s *Stats) reset() {
+	for d := range s.series {
+		s.series[d] = map[string]*series{}
+	}
+	s.open = map[string]*openCase{}
+	s.closed = map[string]closedCase{}
+	s.profiles = nil
+	s.profileIx = map[string]int32{}
+	s.strs = interner{}
+	s.cp = checkpoint{}
+}
+
+// Apply folds one event into the figures. See the package documentation for
+// the delivery contract; on error the state is unchanged.
+func (s *Stats) Apply(env domain.Envelope) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apply(env)
+}
+
+// ApplyAt is Apply for an event at log position pos: an event below the
+// position reached is skipped; otherwise the position becomes pos once the
+// event is applied.
+func (s *Stats) ApplyAt(env domain.Envelope, pos uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cp.behind(pos) {
+		return nil
+	}
+	if err := s.apply(env); err != nil {
+		return err
+	}
+	s.cp.advance(pos)
+	return nil
+}
+
+// Position returns the log position of the last event applied with ApplyAt
+// (or restored from a snapshot), and false when there is none.
+func (s *Stats) Position() (uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cp.pos, s.cp.set
+}
+
+// Reached tells whether the figures include the events up to log position p.
+func (s *Stats) Reached(p uint64) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cp.reached(p)
+}
+
+func (s *Stats) bucket(d dim, key string, day int32) *bucket {
+	m := s.series[d]
+	sr := m[key]
+	if sr == nil {
+		sr = &series{}
+		m[s.strs.get(key)] = sr
+	}
+	return sr.get(day)
+}
+
+func (s *Stats) apply(env domain.Envelope) error {
+	e, err := decode("stats", env)
+	if err != nil {
+		return err
+	}
+	at := env.OccurredAt.UTC()
+	c := s.open[env.CaseID]
+	if c == nil {
+		if cc, ok := s.closed[env.CaseID]; ok {
+			return s.applyClosed(env, e, cc)
+		}
+		raised, ok := e.(domain.WhistleRaised)
+		if !ok || env.Version != 0 {
+			return unknownCase("stats", env)
+		}
+		s.raise(env.CaseID, raised, at)
+		return nil
+	}
+	if skip, err := versionCheck("stats", env, c.version); skip || err != nil {
+		return err
+	}
+	if r, ok := e.(domain.SatisfactionRated); ok {
+		if _, ok := ratingIndex(r.Rating); !ok {
+			return fmt.Errorf("%w: stats: case %s version %d: unknown rating %q", ErrUnexpectedEvent, env.CaseID, env.Version, r.Rating)
+		}
+	}
+	c.version++
+	switch e := e.(type) {
+	case domain.WhistleRaised:
+		// Raised twice under two versions: the log is not one the domain
+		// writes. Counting it again would double the cohort; keep the first.
+	case domain.AssignmentMade:
+		c.asgs = append(c.asgs, statAsg{
+			assignee: s.strs.get(e.Assignee), role: e.Role, made: at,
+			reportBy: e.ReportBy.UTC(), resolveBy: e.ResolveBy.UTC(),
+		})
+		if e.Role == domain.RoleLead || e.Role == domain.RoleAssist {
+			s.join(c, e.Assignee)
+			s.countAssignment(c, e.Assignee, cAssignments, 1)
+		}
+	case domain.NeedClaimed:
+		a := c.latest(e.Assignee)
+		if a == nil { // claimed without an offer: the log says it happened
+			c.asgs = append(c.asgs, statAsg{assignee: s.strs.get(e.Assignee)})
+			a = &c.asgs[len(c.asgs)-1]
+		}
+		a.role, a.made, a.reportBy, a.resolveBy, a.reported = domain.RoleLead, at, at, e.ResolveBy.UTC(), true
+		s.join(c, e.Assignee)
+		s.countAssignment(c, e.Assignee, cAssignments, 1)
+		s.countAssignment(c, e.Assignee, cReportedOnTime, 1)
+		s.reportTime(c, e.Assignee, 0)
+	case domain.AssignmentReported:
+		a := c.latest(e.Assignee)
+		if a == nil || a.reported || a.role == domain.RoleOffer {
+			break
+		}
+		a.reported = true
+		if a.reportBy.IsZero() || !at.After(a.reportBy) {
+			s.countAssignment(c, e.Assignee, cReportedOnTime, 1)
+		}
+		s.reportTime(c, e.Assignee, at.Sub(a.made).Seconds())
+	case domain.AssignmentDeclined:
+		if a := c.latest(e.Assignee); a != nil {
+			a.declined = true
+		}
+	case domain.AssignmentOverdue:
+		s.countAssignment(c, e.Assignee, cOverdue, 1)
+	case domain.CaseEscalated:
+		s.countAssignment(c, e.Assignee, cEscalations, 1)
+	case domain.AssignmentResolved:
+		// As domain.Case does: the mediation of a lead's resolution is the
+		// case's outcome; the latest one wins.
+		if e.Role == domain.RoleLead && e.Mediation != "" {
+			if c.contrib[cDisputesResolved] == 0 {
+				s.bump(c, cDisputesResolved, 1)
+			}
+			var success int64
+			if e.Mediation == domain.MediationSuccess {
+				success = 1
+			}
+			s.bump(c, cDisputesSuccess, success-c.contrib[cDisputesSuccess])
+		}
+	case domain.CaseClosed:
+		s.close(env.CaseID, c, at)
+	case domain.SatisfactionRated:
+		// A rating before closure is not something the domain decides; count
+		// it all the same, and forget the case once it is closed too.
+		if c.contrib[cRatings] == 0 {
+			i, _ := ratingIndex(e.Rating)
+			s.bump(c, cRatings, 1)
+			s.bump(c, cRatedSatisfied+counter(i), 1)
+		}
+	}
+	return nil
+}
+
+// raise opens a case and counts it in its cohort.
+func (s *Stats) raise(id string, e domain.WhistleRaised, at time.Time) {
+	day := dayOf(at)
+	c := &openCase{version: 1, day: day, raisedAt: at, kind: e.Kind}
+	c.keys = [numCaseDims]string{
+		dimStreet: s.strs.get(e.Street), dimCommunity: s.strs.get(e.Community),
+		dimCategory: s.strs.get(e.Category), dimUrgency: s.strs.get(string(e.Urgency)),
+		dimDay: s.strs.get(dayKey(day)),
+	}
+	for d := range numCaseDims {
+		c.caseB[d] = s.bucket(dim(d), c.keys[d], day)
+	}
+	s.open[id] = c
+	s.bump(c, cRaised, 1)
+}
+
+// latest returns the assignee's latest assignment, as domain.Case.Assignment.
+func (c *openCase) latest(assignee string) *statAsg {
+	for i := len(c.asgs) - 1; i >= 0; i-- {
+		if c.asgs[i].assignee == assignee {
+			return &c.asgs[i]
+		}
+	}
+	return nil
+}
+
+// bump changes a case figure of c by d wherever c counts.
+func (s *Stats) bump(c *openCase, i counter, d int64) {
+	if d == 0 {
+		return
+	}
+	c.contrib[i] += d
+	for _, b := range c.caseB {
+		b.n[i] += d
+	}
+	for _, b := range c.invB {
+		b.n[i] += d
+	}
+}
+
+// join makes an assignee count the case, crediting it with what the case
+// counted so far.
+func (s *Stats) join(c *openCase, assignee string) {
+	if slices.Contains(c.involved, assignee) {
+		return
+	}
+	b := s.bucket(dimAssignee, assignee, c.day)
+	for i, v := range c.contrib {
+		b.n[i] += v
+	}
+	c.involved = append(c.involved, s.strs.get(assignee))
+	c.invB = append(c.invB, b)
+}
+
+// assigneeBucket returns the bucket of assignee in c's cohort.
+func (s *Stats) assigneeBucket(c *openCase, assignee string) *bucket {
+	if k := slices.Index(c.involved, assignee); k >= 0 {
+		return c.invB[k]
+	}
+	return s.bucket(dimAssignee, assignee, c.day)
+}
+
+// countAssignment counts an assignment figure for c's keys and the assignee.
+func (s *Stats) countAssignment(c *openCase, assignee string, i counter, d int64) {
+	for _, b := range c.caseB {
+		b.n[i] += d
+	}
+	if assignee != "" {
+		s.assigneeBucket(c, assignee).n[i] += d
+	}
+}
+
+func (s *Stats) reportTime(c *openCase, assignee string, seconds float64) {
+	for _, b := range c.caseB {
+		b.report.add(seconds)
+	}
+	s.assigneeBucket(c, assignee).report.add(seconds)
+}
+
+// close counts the closure, then keeps only what a rating will need.
+func (s *Stats) close(id string, c *openCase, at time.Time) {
+	var due time.Time
+	found := false
+	for i := len(c.asgs) - 1; i >= 0 && !found; i-- {
+		if a := c.asgs[i]; a.role == domain.RoleLead && !a.declined {
+			due, found = a.resolveBy, true
+		}
+	}
+	for i := len(c.asgs) - 1; i >= 0 && !found; i-- {
+		if a := c.asgs[i]; a.role == domain.RoleLead {
+			due, found = a.resolveBy, true
+		}
+	}
+	s.bump(c, cClosed, 1)
+	if due.IsZero() || !at.After(due) {
+		s.bump(c, cClosedOnTime, 1)
+	}
+	secs := at.Sub(c.raisedAt).Seconds()
+	for _, b := range c.caseB {
+		b.close.add(secs)
+	}
+	for _, b := range c.invB {
+		b.close.add(secs)
+	}
+	delete(s.open, id)
+	if c.contrib[cRatings] > 0 {
+		return
+	}
+	s.closed[id] = closedCase{version: c.version, day: c.day, profile: s.internProfile(c.keys, c.involved)}
+}
+
+func (s *Stats) internProfile(keys [numCaseDims]string, assignees []string) int32 {
+	p := profile{keys: keys, assignees: slices.Clone(assignees)}
+	p.keys[dimDay] = ""
+	slices.Sort(p.assignees)
+	var sb strings.Builder
+	for _, k := range p.keys {
+		sb.WriteString(k)
+		sb.WriteByte(0)
+	}
+	for _, a := range p.assignees {
+		sb.WriteString(a)
+		sb.WriteByte(0)
+	}
+	id := sb.String()
+	if i, ok := s.profileIx[id]; ok {
+		return i
+	}
+	i := int32(len(s.profiles))
+	s.profiles = append(s.profiles, p)
+	s.profileIx[id] = i
+	return i
+}
+
+// applyClosed takes the one event a closed case still expects: its rating.
+func (s *Stats) applyClosed(env domain.Envelope, e domain.Event, cc closedCase) error {
+	if skip, err := versionCheck("stats", env, cc.version); skip || err != nil {
+		return err
+	}
+	r, ok := e.(domain.SatisfactionRated)
+	if !ok {
+		return fmt.Errorf("%w: stats: case %s is closed: %s at version %d", ErrUnexpectedEvent, env.CaseID, env.Type, env.Version)
+	}
+	i, ok := ratingIndex(r.Rating)
+	if !ok {
+		return fmt.Errorf("%w: stats: case %s version %d: unknown rating %q", ErrUnexpectedEvent, env.CaseID, env.Version, r.Rating)
+	}
+	p := &s.profiles[cc.profile]
+	count := func(b *bucket) {
+		b.n[cRatings]++
+		b.n[cRatedSatisfied+counter(i)]++
+	}
+	for d := range numCaseDims {
+		key := p.keys[d]
+		if dim(d) == dimDay {
+			key = dayKey(cc.day)
+		}
+		count(s.bucket(dim(d), key, cc.day))
+	}
+	for _, a := range p.assignees {
+		count(s.bucket(dimAssignee, a, cc.day))
+	}
+	delete(s.closed, env.CaseID)
+	return nil
+}
+
+// Result is the answer to a stats query, in the JSON shape of DESIGN.md.
+// From and To are the window actually counted: whole UTC days; null when
+// unbounded.
+type Result struct {
+	GroupBy string     `json:"group_by"`
+	From    *time.Time `json:"from"`
+	To      *time.Time `json:"to"`
+	Groups  []Group    `json:"groups"`
+}
+
+// Group is the figures of one key. Rates are fractions from 0 to 1 and
+// durations are seconds (within 2%, to the millisecond), null when nothing is
+// counted. ClosedOnTime, DisputesSuccess and P90CloseSeconds are additions to
+// DESIGN.md's shape.
+type Group struct {
+	Key                  string   `json:"key"`
+	Raised               int64    `json:"raised"`
+	Closed               int64    `json:"closed"`
+	ClosedOnTime         int64    `json:"closed_on_time"`
+	ClosureRate          *float64 `json:"closure_rate"`
+	OnTimeClosureRate    *float64 `json:"on_time_closure_rate"`
+	Assignments          int64    `json:"assignments"`
+	ReportedOnTime       int64    `json:"reported_on_time"`
+	ResponseRate         *float64 `json:"response_rate"`
+	DisputesResolved     int64    `json:"disputes_resolved"`
+	DisputesSuccess      int64    `json:"disputes_success"`
+	MediationSuccessRate *float64 `json:"mediation_success_rate"`
+	Ratings              int64    `json:"ratings"`
+	SatisfactionRate     *float64 `json:"satisfaction_rate"`
+	MedianReportSeconds  *float64 `json:"median_report_seconds"`
+	P90ReportSeconds     *float64 `json:"p90_report_seconds"`
+	MedianCloseSeconds   *float64 `json:"median_close_seconds"`
+	P90CloseSeconds      *float64 `json:"p90_close_seconds"`
+	Overdue              int64    `json:"overdue"`
+	Escalations          int64    `json:"escalations"`
+}
+
+// Query returns the figures of the cases raised in [from, to), grouped by
+// groupBy (one of GroupBys), one group per key that counted something in the
+// window and that filter accepts (nil accepts every key), sorted by key.
+//
+// Days are the finest window: the window holds every UTC day it touches,
+// whole (from is truncated to its day, to is rounded up to the next day
+// unless it is midnight), and Result says which days were counted. A zero
+// from or to leaves that side unbounded. The cost is one merge per key and
+// day bucket in the window, whatever the number of events behind them.
+func (s *Stats) Query(groupBy string, from, to time.Time, filter func(key string) bool) (Result, error) {
+	d, ok := parseDim(groupBy)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: unknown group_by %q (want one of %s)", ErrBadQuery, groupBy, strings.Join(GroupBys(), ", "))
+	}
+	if !from.IsZero() && !to.IsZero() && from.After(to) {
+		return Result{}, fmt.Errorf("%w: from %s is after to %s", ErrBadQuery, from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	res := Result{GroupBy: groupBy, Groups: []Group{}}
+	lo, hi := int32(math.MinInt32), int32(math.MaxInt32)
+	if !from.IsZero() {
+		lo = dayOf(from)
+		t := dayStart(lo)
+		res.From = &t
+	}
+	if !to.IsZero() {
+		hi = dayOf(to)
+		if to.After(dayStart(hi)) {
+			hi++
+		}
+		t := dayStart(hi)
+		res.To = &t
+	}
+
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := make([]string, 0, len(s.series[d]))
+	for k := range s.series[d] {
+		if filter == nil || filter(k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	report, closing := newHistAcc(), newHistAcc()
+	for _, k := range keys {
+		sr := s.series[d][k]
+		var n counts
+		report.reset()
+		closing.reset()
+		found := false
+		for i, _ := sr.find(lo); i < len(sr.days) && sr.days[i] < hi; i++ {
+			b := sr.buckets[i]
+			found = true
+			for j, v := range b.n {
+				n[j] += v
+			}
+			report.merge(&b.report)
+			closing.merge(&b.close)
+		}
+		if found {
+			res.Groups = append(res.Groups, s.group(k, &n, report, closing))
+		}
+	}
+	return res, nil
+}
+
+func (s *Stats) group(key string, n *counts, report, closing *histAcc) Group {
+	weighted := 0.0
+	for i := range numRatings {
+		weighted += s.weights[i] * float64(n[cRatedSatisfied+counter(i)])
+	}
+	var satisfaction *float64
+	if n[cRatings] > 0 {
+		v := weighted / float64(n[cRatings])
+		satisfaction = &v
+	}
+	return Group{
+		Key:                  key,
+		Raised:               n[cRaised],
+		Closed:               n[cClosed],
+		ClosedOnTime:         n[cClosedOnTime],
+		ClosureRate:          ratio(n[cClosed], n[cRaised]),
+		OnTimeClosureRate:    ratio(n[cClosedOnTime], n[cRaised]),
+		Assignments:          n[cAssignments],
+		ReportedOnTime:       n[cReportedOnTime],
+		ResponseRate:         ratio(n[cReportedOnTime], n[cAssignments]),
+		DisputesResolved:     n[cDisputesResolved],
+		DisputesSuccess:      n[cDisputesSuccess],
+		MediationSuccessRate: ratio(n[cDisputesSuccess], n[cDisputesResolved]),
+		Ratings:              n[cRatings],
+		SatisfactionRate:     satisfaction,
+		MedianReportSeconds:  report.quantile(0.5),
+		P90ReportSeconds:     report.quantile(0.9),
+		MedianCloseSeconds:   closing.quantile(0.5),
+		P90CloseSeconds:      closing.quantile(0.9),
+		Overdue:              n[cOverdue],
+		Escalations:          n[cEscalations],
+	}
+}
+
+// ratio is num/den, or nil when nothing is counted.
+func ratio(num, den int64) *float64 {
+	if den == 0 {
+		return nil
+	}
+	v := float64(num) / float64(den)
+	return &v
+}

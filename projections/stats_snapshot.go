@@ -1,0 +1,459 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/whistle-gov/whistle/domain"
+)
+
+// statsFormat names the snapshot encoding; a snapshot of another format is
+// refused rather than guessed at.
+const statsFormat = "whistle-stats/1"
+
+// statsSnap is the whole state of Stats in a canonical order: equal states
+// encode to equal bytes.
+type statsSnap struct {
+	Format   string       `json:"format"`
+	Position *uint64      `json:"position"`
+	Buckets  []bucketSnap `json:"buckets"`
+	Open     []openSnap   `json:"open"`
+	Closed   []closedSnap `json:"closed"`
+}
+
+type bucketSnap struct {
+	Dim    string           `json:"dim"`
+	Key    string           `json:"key"`
+	Day    string           `json:"day"`
+	Counts map[string]int64 `json:"counts"` // zero counters left out
+	Report *histSnap        `json:"report_seconds,omitempty"`
+	Close  *histSnap        `json:"close_seconds,omitempty"`
+}
+
+// histSnap: Bins are [bin index, count] pairs; bin i holds durations in
+// (gamma^(i-1), gamma^i] seconds, gamma = 1.02/0.98.
+type histSnap struct {
+	Zero uint64     `json:"zero,omitempty"`
+	Bins [][2]int64 `json:"bins,omitempty"`
+}
+
+type openSnap struct {
+	CaseID      string           `json:"case_id"`
+	Version     uint64           `json:"version"`
+	RaisedAt    time.Time        `json:"raised_at"`
+	Kind        domain.Kind      `json:"kind"`
+	Street      string           `json:"street"`
+	Community   string           `json:"community"`
+	Category    string           `json:"category"`
+	Urgency     string           `json:"urgency"`
+	Involved    []string         `json:"involved"`
+	Assignments []asgSnap        `json:"assignments"`
+	Counted     map[string]int64 `json:"counted"`
+}
+
+type asgSnap struct {
+	Assignee  string      `json:"assignee"`
+	Role      domain.Role `json:"role"`
+	Made      time.Time   `json:"made"`
+	ReportBy  *time.Time  `json:"report_by,omitempty"`
+	ResolveBy *time.Time  `json:"resolve_by,omitempty"`
+	Reported  bool        `json:"reported,omitempty"`
+	Declined  bool        `json:"declined,omitempty"`
+}
+
+type closedSnap struct {
+	CaseID    string   `json:"case_id"`
+	Version   uint64   `json:"version"`
+	Day       string   `json:"day"`
+	Street    string   `json:"street"`
+	Community string   `json:"community"`
+	Category  string   `json:"category"`
+	Urgency   string   `json:"urgency"`
+	Assignees []string `json:"assignees"`
+}
+
+// MarshalBinary encodes the whole state, with the log position reached, as
+// versioned JSON. Equal states encode to equal bytes. The satisfaction
+// weights are configuration, not state, and are not included.
+func (s *Stats) MarshalBinary() ([]byte, error) {
+	return json.Marshal(s.snapshot())
+}
+
+// UnmarshalBinary replaces the whole state (and the position) with a
+// snapshot written by MarshalBinary; the weights stay those given to
+// NewStats. On error the state is unchanged.
+func (s *Stats) UnmarshalBinary(data []byte) error {
+	var snap statsSnap
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return fmt.Errorf("%w: stats: %v", ErrBadSnapshot, err)
+	}
+	fresh := &Stats{weights: s.weights}
+	fresh.reset()
+	if err := fresh.restore(&snap); err != nil {
+		return fmt.Errorf("%w: stats: %v", ErrBadSnapshot, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.series, s.open, s.closed = fresh.series, fresh.open, fresh.closed
+	s.profiles, s.profileIx, s.strs, s.cp = fresh.profiles, fresh.profileIx, fresh.strs, fresh.cp
+	return nil
+}
+
+func countsSnap(n *counts) map[string]int64 {
+	m := map[string]int64{}
+	for i, v := range n {
+		if v != 0 {
+			m[counterNames[i]] = v
+		}
+	}
+	return m
+}
+
+func countsFrom(m map[string]int64) (counts, error) {
+	var n counts
+	for k, v := range m {
+		i := slices.Index(counterNames[:], k)
+		if i < 0 {
+			return n, fmt.Errorf("unknown counter %q", k)
+		}
+		n[i] = v
+	}
+	return n, nil
+}
+
+func (h *histogram) snap() *histSnap {
+	if h.count() == 0 {
+		return nil
+	}
+	hs := &histSnap{Zero: h.zero}
+	for _, b := range h.bins {
+		hs.Bins = append(hs.Bins, [2]int64{int64(b.idx), int64(b.n)})
+	}
+	return hs
+}
+
+func (hs *histSnap) histogram() (histogram, error) {
+	var h histogram
+	if hs == nil {
+		return h, nil
+	}
+	h.zero = hs.Zero
+	for i, b := range hs.Bins {
+		if b[0] < int64(histMinIdx) || b[0] > int64(histMaxIdx) || b[1] <= 0 || b[1] > 1<<32-1 {
+			return h, fmt.Errorf("histogram bin %v out of range", b)
+		}
+		if i > 0 && b[0] <= hs.Bins[i-1][0] {
+			return h, fmt.Errorf("histogram bins out of order at %v", b)
+		}
+		h.bins = append(h.bins, histBin{idx: int16(b[0]), n: uint32(b[1])})
+	}
+	return h, nil
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func timeOr(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func (s *Stats) snapshot() *statsSnap {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	snap := &statsSnap{Format: statsFormat, Position: s.cp.ptr(), Buckets: []bucketSnap{}, Open: []openSnap{}, Closed: []closedSnap{}}
+	for d := range numDims {
+		keys := make([]string, 0, len(s.series[d]))
+		for k := range s.series[d] {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			sr := s.series[d][k]
+			for i, day := range sr.days {
+				b := sr.buckets[i]
+				snap.Buckets = append(snap.Buckets, bucketSnap{
+					Dim: dimNames[d], Key: k, Day: dayKey(day), Counts: countsSnap(&b.n),
+					Report: b.report.snap(), Close: b.close.snap(),
+				})
+			}
+		}
+	}
+	for _, id := range sortedKeys(s.open) {
+		c := s.open[id]
+		o := openSnap{
+			CaseID: id, Version: c.version, RaisedAt: c.raisedAt, Kind: c.kind,
+			Street: c.keys[dimStreet], Community: c.keys[dimCommunity], Category: c.keys[dimCategory], Urgency: c.keys[dimUrgency],
+			Involved: append([]string{}, c.involved...), Assignments: []asgSnap{}, Counted: countsSnap(&c.contrib),
+		}
+		for _, a := range c.asgs {
+			o.Assignments = append(o.Assignments, asgSnap{
+				Assignee: a.assignee, Role: a.role, Made: a.made, ReportBy: timePtr(a.reportBy), ResolveBy: timePtr(a.resolveBy),
+				Reported: a.reported, Declined: a.declined,
+			})
+		}
+		snap.Open = append(snap.Open, o)
+	}
+	for _, id := range sortedKeys(s.closed) {
+		cc := s.closed[id]
+		p := &s.profiles[cc.profile]
+		snap.Closed = append(snap.Closed, closedSnap{
+			CaseID: id, Version: cc.version, Day: dayKey(cc.day),
+			Street: p.keys[dimStreet], Community: p.keys[dimCommunity], Category: p.keys[dimCategory], Urgency: p.keys[dimUrgency],
+			Assignees: append([]string{}, p.assignees...),
+		})
+	}
+	return snap
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// restore builds the state of an empty Stats from a snapshot.
+func (s *Stats) restore(snap *statsSnap) error {
+	if snap.Format != statsFormat {
+		return fmt.Errorf("format %q, want %q", snap.Format, statsFormat)
+	}
+	s.cp = checkpointFrom(snap.Position)
+	for _, bs := range snap.Buckets {
+		d, ok := parseDim(bs.Dim)
+		if !ok {
+			return fmt.Errorf("bucket of unknown dimension %q", bs.Dim)
+		}
+		day, err := parseDayKey(bs.Day)
+		if err != nil {
+			return fmt.Errorf("bucket %s=%s: %v", bs.Dim, bs.Key, err)
+		}
+		if sr := s.series[d][bs.Key]; sr != nil {
+			if _, dup := sr.find(day); dup {
+				return fmt.Errorf("bucket %s=%s day=%s appears twice", bs.Dim, bs.Key, bs.Day)
+			}
+		}
+		b := s.bucket(d, bs.Key, day)
+		if b.n, err = countsFrom(bs.Counts); err != nil {
+			return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
+		}
+		if b.report, err = bs.Report.histogram(); err != nil {
+			return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
+		}
+		if b.close, err = bs.Close.histogram(); err != nil {
+			return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
+		}
+	}
+	// existing returns a bucket the snapshot holds: an open or closed case
+	// always counted something in its buckets, so a missing one means the
+	// snapshot is not one MarshalBinary wrote.
+	existing := func(d dim, key string, day int32) (*bucket, error) {
+		if sr := s.series[d][key]; sr != nil {
+			if k, ok := sr.find(day); ok {
+				return sr.buckets[k], nil
+			}
+		}
+		return nil, fmt.Errorf("no bucket %s=%s day=%s", dimNames[d], key, dayKey(day))
+	}
+	for _, o := range snap.Open {
+		if _, dup := s.open[o.CaseID]; dup || o.Version == 0 {
+			return fmt.Errorf("open case %s appears twice or has version 0", o.CaseID)
+		}
+		day := dayOf(o.RaisedAt)
+		c := &openCase{version: o.Version, day: day, raisedAt: o.RaisedAt.UTC(), kind: domain.Kind(s.strs.get(string(o.Kind)))}
+		c.keys = [numCaseDims]string{
+			dimStreet: s.strs.get(o.Street), dimCommunity: s.strs.get(o.Community),
+			dimCategory: s.strs.get(o.Category), dimUrgency: s.strs.get(o.Urgency), dimDay: s.strs.get(dayKey(day)),
+		}
+		var err error
+		for d := range numCaseDims {
+			if c.caseB[d], err = existing(dim(d), c.keys[d], day); err != nil {
+				return fmt.Errorf("open case %s: %v", o.CaseID, err)
+			}
+		}
+		for _, a := range o.Involved {
+			b, err := existing(dimAssignee, a, day)
+			if err != nil {
+				return fmt.Errorf("open case %s: %v", o.CaseID, err)
+			}
+			c.involved = append(c.involved, s.strs.get(a))
+			c.invB = append(c.invB, b)
+		}
+		for _, a := range o.Assignments {
+			c.asgs = append(c.asgs, statAsg{
+				assignee: s.strs.get(a.Assignee), role: domain.Role(s.strs.get(string(a.Role))), made: a.Made.UTC(),
+				reportBy: timeOr(a.ReportBy), resolveBy: timeOr(a.ResolveBy), reported: a.Reported, declined: a.Declined,
+			})
+		}
+		if c.contrib, err = countsFrom(o.Counted); err != nil {
+			return fmt.Errorf("open case %s: %v", o.CaseID, err)
+		}
+		s.open[o.CaseID] = c
+	}
+	for _, cs := range snap.Closed {
+		if _, dup := s.closed[cs.CaseID]; dup || s.open[cs.CaseID] != nil {
+			return fmt.Errorf("closed case %s appears twice", cs.CaseID)
+		}
+		day, err := parseDayKey(cs.Day)
+		if err != nil {
+			return fmt.Errorf("closed case %s: %v", cs.CaseID, err)
+		}
+		keys := [numCaseDims]string{
+			dimStreet: s.strs.get(cs.Street), dimCommunity: s.strs.get(cs.Community),
+			dimCategory: s.strs.get(cs.Category), dimUrgency: s.strs.get(cs.Urgency),
+		}
+		assignees := make([]string, len(cs.Assignees))
+		for i, a := range cs.Assignees {
+			assignees[i] = s.strs.get(a)
+		}
+		s.closed[cs.CaseID] = closedCase{version: cs.Version, day: day, profile: s.internProfile(keys, assignees)}
+	}
+	return nil
+}
+
+// diffStats lists every difference between two figure states.
+func diffStats(live, replay *Stats) []string {
+	a, b := live.snapshot(), replay.snapshot()
+	var out []string
+	add := func(format string, args ...any) { out = append(out, "stats "+fmt.Sprintf(format, args...)) }
+	if pa, pb := posString(a.Position), posString(b.Position); pa != pb {
+		add("position: live %s, replay %s", pa, pb)
+	}
+
+	type bkey struct {
+		dim       int
+		key, day  string
+	}
+	index := func(bs []bucketSnap) map[bkey]*bucketSnap {
+		m := make(map[bkey]*bucketSnap, len(bs))
+		for i := range bs {
+			d, _ := parseDim(bs[i].Dim)
+			m[bkey{int(d), bs[i].Key, bs[i].Day}] = &bs[i]
+		}
+		return m
+	}
+	la, lb := index(a.Buckets), index(b.Buckets)
+	var keys []bkey
+	for k := range la {
+		keys = append(keys, k)
+	}
+	for k := range lb {
+		if la[k] == nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(x, y bkey) int {
+		if x.dim != y.dim {
+			return x.dim - y.dim
+		}
+		if c := strings.Compare(x.key, y.key); c != 0 {
+			return c
+		}
+		return strings.Compare(x.day, y.day)
+	})
+	empty := &bucketSnap{}
+	for _, k := range keys {
+		x, y := la[k], lb[k]
+		where := fmt.Sprintf("%s=%s day=%s", dimNames[k.dim], k.key, k.day)
+		switch {
+		case y == nil:
+			add("%s: only in live", where)
+			y = empty
+		case x == nil:
+			add("%s: only in replay", where)
+			x = empty
+		}
+		for _, name := range counterNames {
+			if x.Counts[name] != y.Counts[name] {
+				add("%s %s: live %d, replay %d", where, name, x.Counts[name], y.Counts[name])
+			}
+		}
+		diffHist(add, where+" report_seconds", x.Report, y.Report)
+		diffHist(add, where+" close_seconds", x.Close, y.Close)
+	}
+
+	diffRecords(add, "open case", a.Open, b.Open, func(o openSnap) string { return o.CaseID })
+	diffRecords(add, "closed case awaiting rating", a.Closed, b.Closed, func(c closedSnap) string { return c.CaseID })
+	return out
+}
+
+func posString(p *uint64) string {
+	if p == nil {
+		return "none"
+	}
+	return fmt.Sprint(*p)
+}
+
+func diffHist(add func(string, ...any), where string, x, y *histSnap) {
+	bins := func(h *histSnap) map[int64]int64 {
+		m := map[int64]int64{}
+		if h != nil {
+			for _, b := range h.Bins {
+				m[b[0]] = b[1]
+			}
+		}
+		return m
+	}
+	zero := func(h *histSnap) uint64 {
+		if h == nil {
+			return 0
+		}
+		return h.Zero
+	}
+	if zx, zy := zero(x), zero(y); zx != zy {
+		add("%s under %gs: live %d, replay %d", where, histMinSeconds, zx, zy)
+	}
+	bx, by := bins(x), bins(y)
+	var idx []int64
+	for i := range bx {
+		idx = append(idx, i)
+	}
+	for i := range by {
+		if _, ok := bx[i]; !ok {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		if bx[i] != by[i] {
+			add("%s near %.3gs: live %d, replay %d", where, binValue(int16(i)), bx[i], by[i])
+		}
+	}
+}
+
+// diffRecords compares two sorted lists of records by id, showing a differing
+// record whole, as JSON.
+func diffRecords[T any](add func(string, ...any), what string, a, b []T, id func(T) string) {
+	show := func(v T) string {
+		j, _ := json.Marshal(v)
+		return string(j)
+	}
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && id(a[i]) < id(b[j]):
+			add("%s %s: live %s, replay none", what, id(a[i]), show(a[i]))
+			i++
+		case i == len(a) || id(b[j]) < id(a[i]):
+			add("%s %s: live none, replay %s", what, id(b[j]), show(b[j]))
+			j++
+		default:
+			if x, y := show(a[i]), show(b[j]); x != y {
+				add("%s %s: live %s, replay %s", what, id(a[i]), x, y)
+			}
+			i++
+			j++
+		}
+	}
+}
