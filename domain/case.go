@@ -207,6 +207,10 @@ func (c *Case) Evolve(e Event, at time.Time) {
 		}
 	case CaseClosed:
 		c.ClosedAt = &at
+		// A closed case has nothing left to be late for, even an assist that never reported.
+		for _, a := range c.Assignments {
+			a.Overdue = false
+		}
 	case SatisfactionRated:
 		r := e.Rating
 		c.Rating = &r

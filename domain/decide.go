@@ -375,18 +375,29 @@ func decideRoute(c *Case, cmd Route, dir *Directory, now time.Time) ([]Event, er
 	sla := dir.SLAFor(c.Urgency)
 	reportBy, resolveBy := now.Add(time.Duration(sla.ReportWithin)), now.Add(time.Duration(sla.ResolveWithin))
 	var events []Event
+	ended := map[string]bool{}
+	// endOffer ends id's open offer, if it has one, before anything else is
+	// assigned to it: events name an assignee, and Evolve applies them to its
+	// latest assignment, so an offer left open under a new assignment could
+	// never be ended again (and a later decline of it would hit the new one).
+	endOffer := func(id, reason string) {
+		if a := c.Assignment(id); a != nil && a.Role == RoleOffer && a.Status == Assigned && !ended[id] {
+			events = append(events, AssignmentDeclined{Assignee: id, Role: RoleOffer, Reason: reason})
+			ended[id] = true
+		}
+	}
 	if cmd.Lead != "" {
 		// A lead routed by hand to a need ends the offers: it is no longer open to claim.
 		if c.Kind == KindNeed {
 			for _, a := range c.Assignments {
-				if a.Role == RoleOffer && a.Status == Assigned {
-					events = append(events, AssignmentDeclined{Assignee: a.Assignee, Role: RoleOffer, Reason: "routed by hand to " + cmd.Lead})
-				}
+				endOffer(a.Assignee, "routed by hand to "+cmd.Lead)
 			}
 		}
+		endOffer(cmd.Lead, "routed by hand to "+cmd.Lead)
 		events = append(events, AssignmentMade{Assignee: cmd.Lead, Role: RoleLead, ReportBy: reportBy, ResolveBy: resolveBy, ByHand: true})
 	}
 	for _, id := range cmd.Assist {
+		endOffer(id, "routed by hand to "+id+" as an assist")
 		events = append(events, AssignmentMade{Assignee: id, Role: RoleAssist, ReportBy: reportBy, ResolveBy: resolveBy, ByHand: true})
 	}
 	return events, nil

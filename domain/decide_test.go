@@ -52,11 +52,6 @@ func runScenario(t *testing.T, steps []step) *harness {
 	return h
 }
 
-func raiseOf(category string, urgency Urgency) Raise {
-	return Raise{Street: "longqiao", Community: "wanhui", Category: category, Urgency: string(urgency),
-		Title: "case of " + category, Description: "found by the grid worker"}
-}
-
 var (
 	typesRaisedIssue   = []string{TypeWhistleRaised, TypeAssignmentMade, TypeAssignmentMade}
 	typesRaisedDispute = []string{TypeWhistleRaised, TypeAssignmentMade}
@@ -331,6 +326,30 @@ func TestCaseRules(t *testing.T) {
 				want: []string{TypeAssignmentDeclined, TypeAssignmentDeclined, TypeAssignmentDeclined, TypeAssignmentMade}, status: StatusRouted},
 			{name: "an offer is claimed afterwards", actor: university, cmd: Claim{Assignee: "putian-university"},
 				err: ErrInvalidTransition, why: "is declined"},
+		},
+
+		"need: a unit offered the need and routed by hand as an assist": {
+			{name: "raise", actor: street, cmd: raiseOf(catNeed, UrgencyRoutine), want: typesRaisedNeed, status: StatusRouted},
+			{name: "route the university as an assist: its own offer ends", actor: street, cmd: Route{Assist: []string{"putian-university"}},
+				want: []string{TypeAssignmentDeclined, TypeAssignmentMade}, status: StatusRouted,
+				check: func(t *testing.T, h *harness, _ []Event) {
+					wantAssignment(t, h, "putian-university", RoleAssist, Assigned)
+					for _, a := range h.c.Assignments {
+						if a.Assignee == "putian-university" && a.Role == RoleOffer && a.Status != Declined {
+							t.Fatalf("the university's offer is still %s under its assist", a.Status)
+						}
+					}
+					wantAssignment(t, h, "no1-middle-school", RoleOffer, Assigned)
+				}},
+			{name: "a lead routed by hand ends the other offers, not the assist", actor: street, cmd: Route{Lead: "urban-management"},
+				want: []string{TypeAssignmentDeclined, TypeAssignmentDeclined, TypeAssignmentMade}, status: StatusRouted,
+				check: func(t *testing.T, h *harness, _ []Event) {
+					wantAssignment(t, h, "putian-university", RoleAssist, Assigned)
+					wantAssignment(t, h, "no1-middle-school", RoleOffer, Declined)
+					wantAssignment(t, h, "city-hospital", RoleOffer, Declined)
+				}},
+			{name: "the assist reports in", actor: university, cmd: Report{Assignee: "putian-university"},
+				want: one(TypeAssignmentReported), status: StatusInProgress},
 		},
 
 		"decline with reason; the street routes by hand": {
@@ -700,4 +719,54 @@ func TestCommandNames(t *testing.T) {
 			t.Errorf("%T.CommandName() = %q, want %q", tt.cmd, got, tt.name)
 		}
 	}
+}
+
+// Every free text of a command is bounded and must be UTF-8; the field is named.
+func TestTextLimits(t *testing.T) {
+	long := strings.Repeat("字", MaxText+1)
+	tests := []struct {
+		category string
+		actor    Actor
+		cmd      Command
+		field    string
+	}{
+		{catIssue, ecology, Report{Assignee: "ecology-bureau", Note: long}, "note"},
+		{catIssue, ecology, NoteProgress{Assignee: "ecology-bureau", Note: "\xc0"}, "note"},
+		{catIssue, ecology, Resolve{Assignee: "ecology-bureau", Note: long}, "note"},
+		{catIssue, ecology, Decline{Assignee: "ecology-bureau", Reason: long}, "reason"},
+		{catIssue, ecology, Decline{Assignee: "ecology-bureau", Reason: "bad \xff byte"}, "reason"},
+		{catNeed, school, Claim{Assignee: "no1-middle-school", Note: long}, "note"},
+		{catIssue, street, Verify{Accepted: true, Note: long}, "note"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd.CommandName()+"/"+tt.field, func(t *testing.T) {
+			h := raised(t, tt.category, UrgencyRoutine)
+			why := "at most 4000"
+			if !strings.Contains(long, fieldText(tt.cmd)) {
+				why = "not valid UTF-8"
+			}
+			h.refused(tt.actor, tt.cmd, ErrInvalidValue, tt.field, why)
+		})
+	}
+	// At the limit is fine.
+	h := raised(t, catIssue, UrgencyRoutine)
+	h.must(ecology, Report{Assignee: "ecology-bureau", Note: strings.Repeat("字", MaxText)})
+}
+
+func fieldText(cmd Command) string {
+	switch c := cmd.(type) {
+	case Report:
+		return c.Note
+	case NoteProgress:
+		return c.Note
+	case Resolve:
+		return c.Note
+	case Decline:
+		return c.Reason
+	case Claim:
+		return c.Note
+	case Verify:
+		return c.Note
+	}
+	return ""
 }

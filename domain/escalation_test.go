@@ -278,3 +278,38 @@ func TestNextDeadlineWhenDueButNotRecorded(t *testing.T) {
 		t.Fatal("a closed case has a next deadline")
 	}
 }
+
+// The overdue mark comes when the deadline passes, whatever the first rung's
+// `after`; each rung comes `after` the deadline.
+func TestOverdueMarkDoesNotWaitForTheFirstRung(t *testing.T) {
+	dir := newTestDirectory()
+	dir.Escalation = []EscalationStep{
+		{Level: "street", After: Duration(10 * time.Minute)},
+		{Level: "district", After: Duration(time.Hour)},
+		{Level: "city", After: Duration(4 * time.Hour)},
+	}
+	if err := dir.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessWith(t, dir)
+	h.must(street, raiseOf(catDispute, UrgencyRoutine)) // report_by +30m
+	const j = "judicial-office"
+	m := time.Minute
+	runTimeline(t, h, []tick{
+		{name: "before", at: 29 * m, next: 30 * m},
+		{name: "the deadline passes: overdue at once, no rung yet", at: 30 * m,
+			want: []Event{overdue(j, RoleLead, DeadlineReport, "street", 30*m)},
+			next: 40 * m, overdue: []string{j}},
+		{name: "not twice", at: 39 * m, next: 40 * m, overdue: []string{j}},
+		{name: "first rung", at: 40 * m, want: []Event{escalated(j, DeadlineReport, "street")},
+			next: 90 * m, overdue: []string{j}},
+		{name: "second rung", at: 90 * m, want: []Event{escalated(j, DeadlineReport, "district")},
+			next: 270 * m, overdue: []string{j}},
+		{name: "reported before the third rung: it never comes", at: 100 * m, actor: judicial, cmd: Report{Assignee: j},
+			next: 72 * time.Hour},
+		{name: "nothing at the third rung's time", at: 270 * m, next: 72 * time.Hour},
+	})
+	if h.c.Escalated(j, DeadlineReport, "city") || !h.c.Escalated(j, DeadlineReport, "street") {
+		t.Fatal("the ladder's record is wrong")
+	}
+}

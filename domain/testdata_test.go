@@ -119,13 +119,13 @@ func newHarnessWith(t *testing.T, dir *Directory) *harness {
 func raised(t *testing.T, category string, urgency Urgency) *harness {
 	t.Helper()
 	h := newHarness(t)
-	h.must(street, h.raiseCmd(category, urgency))
+	h.must(street, raiseOf(category, urgency))
 	return h
 }
 
-func (h *harness) raiseCmd(category string, urgency Urgency) Raise {
-	community := "wanhui"
-	return Raise{Street: "longqiao", Community: community, Category: category, Urgency: string(urgency),
+// raiseOf is the street raising a case of category in wanhui.
+func raiseOf(category string, urgency Urgency) Raise {
+	return Raise{Street: "longqiao", Community: "wanhui", Category: category, Urgency: string(urgency),
 		Title: "case of " + category, Description: "found by the grid worker"}
 }
 

@@ -10,13 +10,21 @@
 //     case it still holds, the next version it expects: an event below it is
 //     a redelivery and changes nothing; an event above it is a gap and is
 //     refused with ErrVersionGap.
-//   - ApplyAt additionally records the log position of the event (a JetStream
-//     sequence, an EventStoreDB commit position...). Positions never
-//     decrease; the events of one commit may share a position. An event below
-//     the recorded position is skipped. The position travels inside the
-//     model's snapshot, so state and checkpoint can never diverge.
+//   - ApplyCommit applies the events of one commit of the global log at
+//     once, with the commit's position (a JetStream sequence, an
+//     EventStoreDB commit position; 0 is "before the first commit"). A
+//     commit at or below the position reached is skipped whole, so a
+//     redelivered commit changes nothing; readers never see half a commit.
+//     ApplyAt does the same for one event; events of one commit share a
+//     position, so ApplyAt skips only events below the position reached. The
+//     position travels inside the model's snapshot, so state and checkpoint
+//     can never diverge.
 //   - When Apply or ApplyAt returns an error the state is unchanged, so the
-//     caller may stop, or log the event's type and ids and go on.
+//     caller may stop, or log the event's type and ids and go on. When
+//     ApplyCommit returns an error, the events before the failing one are
+//     applied and the position has not moved; applying the commit again
+//     skips them (a commit holds one case's events, whose versions are
+//     recorded), so a retry is safe.
 //
 // Every model is safe for concurrent use: one writer applying events while
 // many readers query.
@@ -77,35 +85,6 @@ func parseDayKey(s string) (int32, error) {
 		return 0, fmt.Errorf("day %q: %w", s, err)
 	}
 	return dayOf(t), nil
-}
-
-// checkpoint is the log position a model has reached.
-type checkpoint struct {
-	pos uint64
-	set bool
-}
-
-// behind tells whether an event at p precedes what was applied already.
-func (c checkpoint) behind(p uint64) bool { return c.set && p < c.pos }
-
-func (c *checkpoint) advance(p uint64) { c.pos, c.set = p, true }
-
-func (c checkpoint) reached(p uint64) bool { return c.set && c.pos >= p }
-
-// ptr returns the position for a snapshot: nil when none was recorded.
-func (c checkpoint) ptr() *uint64 {
-	if !c.set {
-		return nil
-	}
-	p := c.pos
-	return &p
-}
-
-func checkpointFrom(p *uint64) checkpoint {
-	if p == nil {
-		return checkpoint{}
-	}
-	return checkpoint{pos: *p, set: true}
 }
 
 // interner shares one copy of the strings that repeat across cases (streets,

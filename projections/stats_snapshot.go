@@ -18,7 +18,7 @@ const statsFormat = "whistle-stats/1"
 // encode to equal bytes.
 type statsSnap struct {
 	Format   string       `json:"format"`
-	Position *uint64      `json:"position"`
+	Position uint64       `json:"position"`
 	Buckets  []bucketSnap `json:"buckets"`
 	Open     []openSnap   `json:"open"`
 	Closed   []closedSnap `json:"closed"`
@@ -98,7 +98,7 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.series, s.open, s.closed = fresh.series, fresh.open, fresh.closed
-	s.profiles, s.profileIx, s.strs, s.cp = fresh.profiles, fresh.profileIx, fresh.strs, fresh.cp
+	s.profiles, s.profileIx, s.strs, s.pos = fresh.profiles, fresh.profileIx, fresh.strs, fresh.pos
 	return nil
 }
 
@@ -170,7 +170,7 @@ func timeOr(t *time.Time) time.Time {
 func (s *Stats) snapshot() *statsSnap {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	snap := &statsSnap{Format: statsFormat, Position: s.cp.ptr(), Buckets: []bucketSnap{}, Open: []openSnap{}, Closed: []closedSnap{}}
+	snap := &statsSnap{Format: statsFormat, Position: s.pos, Buckets: []bucketSnap{}, Open: []openSnap{}, Closed: []closedSnap{}}
 	for d := range numDims {
 		keys := make([]string, 0, len(s.series[d]))
 		for k := range s.series[d] {
@@ -229,7 +229,7 @@ func (s *Stats) restore(snap *statsSnap) error {
 	if snap.Format != statsFormat {
 		return fmt.Errorf("format %q, want %q", snap.Format, statsFormat)
 	}
-	s.cp = checkpointFrom(snap.Position)
+	s.pos = snap.Position
 	for _, bs := range snap.Buckets {
 		d, ok := parseDim(bs.Dim)
 		if !ok {
@@ -239,12 +239,19 @@ func (s *Stats) restore(snap *statsSnap) error {
 		if err != nil {
 			return fmt.Errorf("bucket %s=%s: %v", bs.Dim, bs.Key, err)
 		}
-		if sr := s.series[d][bs.Key]; sr != nil {
-			if _, dup := sr.find(day); dup {
-				return fmt.Errorf("bucket %s=%s day=%s appears twice", bs.Dim, bs.Key, bs.Day)
-			}
+		sr := s.series[d][bs.Key]
+		if sr == nil {
+			sr = &series{}
+			s.series[d][s.strs.get(bs.Key)] = sr
 		}
-		b := s.bucket(d, bs.Key, day)
+		// Snapshots list a key's days in order; the trees are built once
+		// every bucket is in.
+		if n := len(sr.days); n > 0 && sr.days[n-1] >= day {
+			return fmt.Errorf("bucket %s=%s day=%s is out of order or appears twice", bs.Dim, bs.Key, bs.Day)
+		}
+		b := &bucket{}
+		sr.days = append(sr.days, day)
+		sr.buckets = append(sr.buckets, b)
 		if b.n, err = countsFrom(bs.Counts); err != nil {
 			return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
 		}
@@ -258,13 +265,18 @@ func (s *Stats) restore(snap *statsSnap) error {
 	// existing returns a bucket the snapshot holds: an open or closed case
 	// always counted something in its buckets, so a missing one means the
 	// snapshot is not one MarshalBinary wrote.
-	existing := func(d dim, key string, day int32) (*bucket, error) {
+	for d := range s.series {
+		for _, sr := range s.series[d] {
+			sr.rebuild()
+		}
+	}
+	existing := func(d dim, key string, day int32) (cell, error) {
 		if sr := s.series[d][key]; sr != nil {
 			if k, ok := sr.find(day); ok {
-				return sr.buckets[k], nil
+				return cell{sr, day, sr.buckets[k]}, nil
 			}
 		}
-		return nil, fmt.Errorf("no bucket %s=%s day=%s", dimNames[d], key, dayKey(day))
+		return cell{}, fmt.Errorf("no bucket %s=%s day=%s", dimNames[d], key, dayKey(day))
 	}
 	for _, o := range snap.Open {
 		if _, dup := s.open[o.CaseID]; dup || o.Version == 0 {
@@ -327,13 +339,13 @@ func diffStats(live, replay *Stats) []string {
 	a, b := live.snapshot(), replay.snapshot()
 	var out []string
 	add := func(format string, args ...any) { out = append(out, "stats "+fmt.Sprintf(format, args...)) }
-	if pa, pb := posString(a.Position), posString(b.Position); pa != pb {
-		add("position: live %s, replay %s", pa, pb)
+	if a.Position != b.Position {
+		add("position: live %d, replay %d", a.Position, b.Position)
 	}
 
 	type bkey struct {
-		dim       int
-		key, day  string
+		dim      int
+		key, day string
 	}
 	index := func(bs []bucketSnap) map[bkey]*bucketSnap {
 		m := make(map[bkey]*bucketSnap, len(bs))
@@ -386,13 +398,6 @@ func diffStats(live, replay *Stats) []string {
 	diffRecords(add, "open case", a.Open, b.Open, func(o openSnap) string { return o.CaseID })
 	diffRecords(add, "closed case awaiting rating", a.Closed, b.Closed, func(c closedSnap) string { return c.CaseID })
 	return out
-}
-
-func posString(p *uint64) string {
-	if p == nil {
-		return "none"
-	}
-	return fmt.Sprint(*p)
 }
 
 func diffHist(add func(string, ...any), where string, x, y *histSnap) {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -45,11 +46,84 @@ type EmbeddedOptions struct {
 	// ListenAddr is the "host:port" on which the server accepts clients.
 	// Empty: the server does not listen at all and is reachable only in
 	// process (Connect with ConnectConfig.Server). Port 0 picks a free port;
-	// read it back with (*server.Server).ClientURL.
+	// read it back with (*server.Server).ClientURL. Until
+	// SetClientAuthentication installs an authenticator, network clients
+	// have full rights, or none with RefuseClientsUntilAuthenticated.
 	ListenAddr string
 	// ServerName names the server in JetStream and monitoring output.
 	// Empty: "whistle".
 	ServerName string
+}
+
+// RefuseClientsUntilAuthenticated makes the embedded servers started
+// afterwards refuse every network client until SetClientAuthentication
+// installs an authenticator, instead of admitting them with full rights
+// meanwhile. A service whose clients must authenticate (whistled with
+// --nats-listen) sets it before it starts its server, so that no client
+// ever holds rights it would not be given; tools and tests that want an
+// open server leave it false.
+var RefuseClientsUntilAuthenticated bool
+
+// authGate decides on the clients of an embedded server that listens. An
+// in-process connection (a net.Pipe, which only code in this process can
+// open) is the service's own and keeps full rights. A network client is
+// judged by the authenticator installed with SetClientAuthentication. Until
+// one is installed it is refused when strict; otherwise it is admitted with
+// full rights, as a server without authentication would, and remembered so
+// that installing one disconnects it.
+type authGate struct {
+	strict   bool
+	mu       sync.Mutex
+	auth     server.Authentication
+	admitted []uint64 // network clients let in before auth was installed
+}
+
+// Check implements server.Authentication.
+func (g *authGate) Check(c server.ClientAuthentication) bool {
+	if addr := c.RemoteAddress(); addr != nil && addr.Network() == "pipe" {
+		return true
+	}
+	g.mu.Lock()
+	auth := g.auth
+	if auth == nil && !g.strict {
+		g.admitted = append(g.admitted, c.GetID())
+	}
+	g.mu.Unlock()
+	if auth == nil {
+		return !g.strict
+	}
+	return auth.Check(c)
+}
+
+// gates maps each listening embedded server to its gate.
+var gates sync.Map // *server.Server → *authGate
+
+// SetClientAuthentication installs auth as the judge of the network clients
+// of ns, an embedded server started with a ListenAddr: it authenticates each
+// and registers its account and permissions (see server.Authentication).
+// In-process connections are never passed to auth and keep full rights.
+// Network clients admitted before the first call (with full rights, as
+// without authentication) are disconnected, so that none keeps rights that
+// auth would not give; they may reconnect and be judged. Calling it again
+// replaces the authenticator for later connections.
+func SetClientAuthentication(ns *server.Server, auth server.Authentication) error {
+	v, ok := gates.Load(ns)
+	if !ok {
+		return errors.New("natsbus: set client authentication: the server is not an embedded server with a ListenAddr")
+	}
+	if auth == nil {
+		return errors.New("natsbus: set client authentication: nil authenticator")
+	}
+	g := v.(*authGate)
+	g.mu.Lock()
+	g.auth = auth
+	early := g.admitted
+	g.admitted = nil
+	g.mu.Unlock()
+	for _, id := range early {
+		_ = ns.DisconnectClientByID(id) // it may be gone already
+	}
+	return nil
 }
 
 // StartEmbedded starts a nats-server with JetStream file storage in this
@@ -75,9 +149,12 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 		// disabling it states the intent.
 		DisableJetStreamBanner: true,
 	}
+	var gate *authGate
 	if opts.ListenAddr == "" {
 		so.DontListen = true
 	} else {
+		gate = &authGate{strict: RefuseClientsUntilAuthenticated}
+		so.CustomClientAuthentication = gate
 		host, port, err := splitHostPort(opts.ListenAddr)
 		if err != nil {
 			return nil, err
@@ -88,6 +165,9 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	ns, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: embedded server (store %s): %w", opts.StoreDir, err)
+	}
+	if gate != nil {
+		gates.Store(ns, gate)
 	}
 	// No ConfigureLogger call: without a logger the server writes nothing to
 	// stdout or stderr.

@@ -18,6 +18,7 @@ import (
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/config"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/adapters/eventstore/esdb"
 	"github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/natsbus"
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer bus.close()
 
-	store, err := openStore(ctx, opts, bus.nc)
+	store, err := openStore(ctx, opts, bus.nc, log)
 	if err != nil {
 		return err
 	}
@@ -205,9 +206,11 @@ func connectBus(ctx context.Context, opts options, log *zap.Logger) (*bus, error
 	return b, nil
 }
 
-func openStore(ctx context.Context, opts options, nc *nats.Conn) (eventstore.Store, error) {
+func openStore(ctx context.Context, opts options, nc *nats.Conn, log *zap.Logger) (eventstore.Store, error) {
 	if opts.store != "jetstream" {
-		return nil, fmt.Errorf("--store %s: the EventStoreDB adapter is not built yet; use --store jetstream", opts.store)
+		// An esdb:// or esdb+discover:// connection string (checked by
+		// parseOptions); NATS stays the bus.
+		return esdb.Open(ctx, esdb.Config{URL: opts.store, Logger: log})
 	}
 	return jetstream.Open(ctx, nc, jetstream.Config{Replicas: opts.replicas})
 }

@@ -547,33 +547,47 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 func BenchmarkReadStream(b *testing.B) {
-	ns := startEmbedded(b, b.TempDir(), false)
-	nc := connect(b, natsbus.ConnectConfig{Server: ns})
-	s := openStore(b, nc, Config{})
+	ns, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{StoreDir: b.TempDir(), ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
 	ctx := context.Background()
 	data := []byte(strings.Repeat("x", 200))
-	for _, shape := range []struct{ commits, perCommit int }{{5, 1}, {10, 2}} {
-		b.Run(fmt.Sprintf("events=%d", shape.commits*shape.perCommit), func(b *testing.B) {
-			stream := "case-" + uuid.NewString()
-			var v uint64
-			for range shape.commits {
-				evs := make([]eventstore.EventData, shape.perCommit)
-				for j := range evs {
-					evs[j] = eventstore.EventData{ID: uuid.Must(uuid.NewV7()).String(), Type: "ProgressNoted", Data: data}
+	for _, transport := range []struct {
+		name string
+		cfg  natsbus.ConnectConfig
+	}{
+		{"inprocess", natsbus.ConnectConfig{Server: ns}},
+		{"loopback", natsbus.ConnectConfig{URLs: ns.ClientURL()}},
+	} {
+		s := openStore(b, connect(b, transport.cfg), Config{})
+		for _, shape := range []struct{ commits, perCommit int }{{5, 1}, {10, 2}} {
+			b.Run(fmt.Sprintf("%s/events=%d", transport.name, shape.commits*shape.perCommit), func(b *testing.B) {
+				stream := "case-" + uuid.NewString()
+				var v uint64
+				for range shape.commits {
+					evs := make([]eventstore.EventData, shape.perCommit)
+					for j := range evs {
+						evs[j] = eventstore.EventData{ID: uuid.Must(uuid.NewV7()).String(), Type: "ProgressNoted", Data: data}
+					}
+					res, err := s.Append(ctx, stream, v, evs)
+					if err != nil {
+						b.Fatal(err)
+					}
+					v = res.NextVersion
 				}
-				res, err := s.Append(ctx, stream, v, evs)
-				if err != nil {
-					b.Fatal(err)
+				for b.Loop() {
+					evs, err := s.ReadStream(ctx, stream)
+					if err != nil || uint64(len(evs)) != v {
+						b.Fatalf("ReadStream: %d events, %v", len(evs), err)
+					}
 				}
-				v = res.NextVersion
-			}
-			for b.Loop() {
-				evs, err := s.ReadStream(ctx, stream)
-				if err != nil || uint64(len(evs)) != v {
-					b.Fatalf("ReadStream: %d events, %v", len(evs), err)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -7,6 +7,10 @@
 // JetStream stream sequence; the versions of its events are counted per
 // event stream (0, 1, 2...) and written in the message's headers and body.
 //
+// Concurrent Appends share fsyncs (group commit, see commit.go): what waits
+// while earlier commits are in flight is written as one JetStream atomic
+// batch, in which every message keeps its own expected sequence and ID.
+//
 // Optimistic concurrency uses JetStream's per-subject expected last sequence.
 // The store keeps a bounded cache of each recently used stream's length and
 // last sequence, so an append to a stream it has seen costs one round trip;
@@ -48,6 +52,9 @@ const (
 	DefaultRequestTimeout  = 5 * time.Second
 	DefaultPublishRetries  = 3
 	DefaultSubscribeBuffer = 512
+	DefaultMaxBatch        = 256
+	DefaultMinBatch        = 16
+	DefaultMaxInflight     = 2
 )
 
 // MaxStreamNameLen is the longest event stream name accepted, in bytes.
@@ -89,6 +96,26 @@ type Config struct {
 	// SubscribeBuffer is how many messages a subscription fetches ahead of
 	// its handler. Default DefaultSubscribeBuffer.
 	SubscribeBuffer int
+
+	// MaxBatch is the most commits written as one atomic batch (group
+	// commit). Default DefaultMaxBatch; 1 turns group commit off, so that
+	// each Append publishes its commit alone. At most 1000, the server's
+	// limit. Group commit is off as well when the server does not keep the
+	// stream's AllowAtomicPublish (a server before 2.12).
+	MaxBatch int
+	// MinBatch is the fewest waiting commits written as a batch; fewer are
+	// published one by one, because a batch costs the server a fixed few
+	// syncs of its own. Default DefaultMinBatch; at least 2.
+	MinBatch int
+	// MaxInflight bounds the units the committer has in flight at once (a
+	// batch, or a set of commits published one by one); commits that arrive
+	// meanwhile wait and form the next unit. Default DefaultMaxInflight.
+	MaxInflight int
+	// Linger, when positive, is how long the committer waits for MinBatch
+	// commits to gather before it sends fewer. Default 0: it never waits
+	// for a timer, batches form from what arrives while units are in
+	// flight.
+	Linger time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -118,6 +145,15 @@ func (c *Config) setDefaults() {
 	if c.SubscribeBuffer == 0 {
 		c.SubscribeBuffer = DefaultSubscribeBuffer
 	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.MinBatch == 0 {
+		c.MinBatch = DefaultMinBatch
+	}
+	if c.MaxInflight == 0 {
+		c.MaxInflight = DefaultMaxInflight
+	}
 }
 
 func (c *Config) validate() error {
@@ -138,6 +174,14 @@ func (c *Config) validate() error {
 		return fmt.Errorf("jetstream: request timeout %s: must not be negative", c.RequestTimeout)
 	case c.SubscribeBuffer < 0:
 		return fmt.Errorf("jetstream: subscribe buffer %d: must not be negative", c.SubscribeBuffer)
+	case c.MaxBatch < 1 || c.MaxBatch > maxServerBatch:
+		return fmt.Errorf("jetstream: max batch %d: want 1 to %d", c.MaxBatch, maxServerBatch)
+	case c.MinBatch < 2:
+		return fmt.Errorf("jetstream: min batch %d: want at least 2", c.MinBatch)
+	case c.MaxInflight < 1:
+		return fmt.Errorf("jetstream: max inflight %d: want at least 1", c.MaxInflight)
+	case c.Linger < 0 || c.Linger > time.Second:
+		return fmt.Errorf("jetstream: linger %s: want 0 to 1s", c.Linger)
 	}
 	return nil
 }
@@ -153,14 +197,18 @@ type Store struct {
 	apiPrefix string
 	cache     *tipCache
 	replies   *replyMux
+	locks     *streamLocks
+	gc        *committer // nil: group commit off
 
 	// life is cancelled by Close, which ends every call in flight.
 	life   context.Context
 	kill   context.CancelFunc
 	closed atomic.Bool
 
-	// publish sends a commit; tests replace it to lose acknowledgements.
-	publish func(ctx context.Context, m *nats.Msg, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error)
+	// publish sends a commit alone, publishBatch several as one atomic
+	// batch; tests replace them to lose acknowledgements or fail batches.
+	publish      func(ctx context.Context, m *nats.Msg, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error)
+	publishBatch func(ctx context.Context, id string, msgs []*nats.Msg) (first uint64, err error)
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -170,8 +218,8 @@ var _ eventstore.Store = (*Store)(nil)
 // file storage, captures <SubjectPrefix>.>, keeps every message (limits
 // retention without limits; if an operator adds a limit, new appends are
 // refused rather than old events dropped), refuses deleting and purging
-// messages (the log is evidence), allows direct gets and de-duplicates
-// message IDs within DuplicateWindow.
+// messages (the log is evidence), allows direct gets and atomic batch
+// publish, and de-duplicates message IDs within DuplicateWindow.
 //
 // Open fails if nc is closed, JetStream is unavailable, or the existing
 // stream cannot take this configuration (for example another storage type).
@@ -202,6 +250,10 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		AllowDirect: true,
 		DenyDelete:  true,
 		DenyPurge:   true,
+		// Group commit writes atomic batches. Enabled whatever MaxBatch
+		// says, so that one process with group commit off does not turn it
+		// off for the others sharing the stream.
+		AllowAtomicPublish: true,
 	}
 	rctx, cancel := context.WithTimeout(ctx, max(cfg.RequestTimeout, 10*time.Second))
 	defer cancel()
@@ -222,11 +274,41 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		apiPrefix: "$JS.API.",
 		cache:     newTipCache(cfg.CacheSize),
 		replies:   replies,
+		locks:     newStreamLocks(),
 		life:      life,
 		kill:      kill,
 	}
 	s.publish = js.PublishMsg
+	s.publishBatch = s.publishAtomic
+	if info := stream.CachedInfo(); cfg.MaxBatch > 1 && info != nil && info.Config.AllowAtomicPublish {
+		s.gc = newCommitter(s)
+		go s.gc.run()
+	}
 	return s, nil
+}
+
+// GroupCommit reports whether concurrent Appends are gathered into atomic
+// batches: Config.MaxBatch above 1 and a server that supports them.
+func (s *Store) GroupCommit() bool { return s.gc != nil }
+
+// batchObserver is told the size of every unit sent; see SetBatchObserver.
+var batchObserver atomic.Pointer[BatchObserver]
+
+// SetBatchObserver makes every Store of this process report the size of each
+// unit it sends (an atomic batch, or 1 for a commit published alone) to f,
+// for a batch-size histogram. Nil stops the reports.
+func SetBatchObserver(f BatchObserver) {
+	if f == nil {
+		batchObserver.Store(nil)
+		return
+	}
+	batchObserver.Store(&f)
+}
+
+func (s *Store) observe(commits int) {
+	if f := batchObserver.Load(); f != nil {
+		(*f)(commits)
+	}
 }
 
 // Close stops the store: calls in flight end with an error matching
@@ -330,8 +412,18 @@ func (s *Store) Append(ctx context.Context, stream string, expectedVersion uint6
 		return eventstore.AppendResult{}, err
 	}
 	defer done()
-
-	a := &appendOp{s: s, stream: stream, subject: subj, expected: expectedVersion, events: events}
+	// One append per stream at a time from this Store: the next one reads
+	// the tip this one leaves, and a batch never holds two of a stream.
+	unlock, err := s.locks.lock(ctx, stream)
+	if err != nil {
+		return eventstore.AppendResult{}, fail(ctx, op, err)
+	}
+	a := &appendOp{s: s, stream: stream, subject: subj, expected: expectedVersion, events: events, unlock: unlock}
+	defer func() {
+		if a.unlock != nil {
+			a.unlock()
+		}
+	}()
 	res, err := a.run(ctx)
 	if err != nil {
 		var ce *eventstore.ConflictError
@@ -351,6 +443,13 @@ type appendOp struct {
 	expected uint64
 	events   []eventstore.EventData
 	body     []byte
+	// unlock releases the stream's lock; nil once an abandoned request in
+	// flight has taken it over.
+	unlock func()
+	// batchFailures counts the atomic batches this commit was in that the
+	// server refused; after two it is published alone, so that a refusal
+	// is its own.
+	batchFailures int
 }
 
 func (a *appendOp) run(ctx context.Context) (eventstore.AppendResult, error) {
@@ -387,13 +486,14 @@ func (a *appendOp) run(ctx context.Context) (eventstore.AppendResult, error) {
 	}
 	seq = t.seq
 
-	for attempt := 0; ; attempt++ {
+	for attempt := 0; ; {
 		ack, err := a.publish(ctx, seq)
 		if err == nil && !ack.Duplicate {
 			s.cache.put(a.stream, tip{next: a.expected + uint64(len(a.events)), seq: ack.Sequence})
 			return eventstore.AppendResult{Position: eventstore.Position(ack.Sequence), NextVersion: a.expected + uint64(len(a.events))}, nil
 		}
-		if err != nil && !isWrongLastSeq(err) {
+		batchFailed := errors.Is(err, errBatchFailed)
+		if err != nil && !batchFailed && !isWrongLastSeq(err) {
 			return eventstore.AppendResult{}, err
 		}
 		// The server refused the expected sequence, or already holds a
@@ -406,10 +506,17 @@ func (a *appendOp) run(ctx context.Context) (eventstore.AppendResult, error) {
 		if ack != nil && ack.Duplicate {
 			return eventstore.AppendResult{}, fmt.Errorf("event id %s was already stored at position %d, not as the last commit of %s", a.events[0].ID, ack.Sequence, a.stream)
 		}
+		seq = seq2
+		if batchFailed {
+			// Another member may have failed the batch: not this commit's
+			// conflict. Bounded: after two it goes alone.
+			a.batchFailures++
+			continue
+		}
 		if attempt >= maxConflictRetries {
 			return eventstore.AppendResult{}, &eventstore.ConflictError{Stream: a.stream, Expected: a.expected, Actual: a.expected}
 		}
-		seq = seq2
+		attempt++
 	}
 }
 
@@ -459,19 +566,43 @@ func sameIDs(c eventstore.Commit, events []eventstore.EventData) bool {
 	return true
 }
 
+// message is the commit's message, expecting the subject's last sequence to
+// be seq.
+func (a *appendOp) message(seq uint64) *nats.Msg {
+	m := &nats.Msg{Subject: a.subject, Data: a.body, Header: nats.Header{}}
+	m.Header.Set(HeaderVersion, strconv.FormatUint(a.expected, 10))
+	m.Header.Set(HeaderCount, strconv.Itoa(len(a.events)))
+	m.Header.Set(natsjs.MsgIDHeader, a.events[0].ID)
+	m.Header.Set(natsjs.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
+	return m
+}
+
 // publish sends the commit expecting the subject's last sequence to be seq,
-// re-sending it with the same message ID when the acknowledgement does not
-// come.
+// through the committer when group commit is on, re-sending it with the same
+// message ID when the acknowledgement does not come.
 func (a *appendOp) publish(ctx context.Context, seq uint64) (*natsjs.PubAck, error) {
 	s := a.s
 	for try := 0; ; try++ {
-		m := &nats.Msg{Subject: a.subject, Data: a.body, Header: nats.Header{}}
-		m.Header.Set(HeaderVersion, strconv.FormatUint(a.expected, 10))
-		m.Header.Set(HeaderCount, strconv.Itoa(len(a.events)))
-		pctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		ack, err := s.publish(pctx, m, natsjs.WithMsgID(a.events[0].ID), natsjs.WithExpectLastSequencePerSubject(seq))
-		cancel()
-		err = s.timeout(ctx, err)
+		var ack *natsjs.PubAck
+		var err error
+		if s.gc == nil {
+			pctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+			ack, err = s.publish(pctx, a.message(seq))
+			cancel()
+			s.observe(1)
+			err = s.timeout(ctx, err)
+		} else {
+			m := a.message(seq)
+			r := &pubReq{msg: m, size: len(m.Data), solo: a.batchFailures >= 2, doneC: make(chan pubResult, 1)}
+			res, abandoned, serr := s.gc.submit(ctx, r, a.unlock)
+			if abandoned {
+				a.unlock = nil
+			}
+			if serr != nil {
+				return nil, serr
+			}
+			ack, err = res.ack, res.err
+		}
 		if err == nil || ctx.Err() != nil || !transient(err) || try >= s.cfg.PublishRetries {
 			return ack, err
 		}

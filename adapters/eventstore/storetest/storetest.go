@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -529,7 +530,7 @@ var errStop = errors.New("storetest: stop subscription")
 // subscribeOwn runs Subscribe in the background, forwarding the commits of
 // stream and checking that global positions increase. It stops (with
 // errStop) after want commits of stream.
-func subscribeOwn(t *testing.T, ctx context.Context, s eventstore.Store, after eventstore.Position, stream string, want int) (<-chan eventstore.Commit, <-chan error) {
+func subscribeOwn(t *testing.T, ctx context.Context, s eventstore.Store, after eventstore.Position, stream string, want int) (<-chan eventstore.Commit, chan error) {
 	got := make(chan eventstore.Commit, want)
 	done := make(chan error, 1)
 	var mu sync.Mutex
@@ -543,7 +544,14 @@ func subscribeOwn(t *testing.T, ctx context.Context, s eventstore.Store, after e
 	})
 	go func() {
 		last, n := after, 0
+		var inHandler atomic.Int32
 		done <- s.Subscribe(ctx, after, func(c eventstore.Commit) error {
+			if inHandler.Add(1) != 1 {
+				mu.Lock()
+				problems = append(problems, "Subscribe called its handler from two goroutines at once")
+				mu.Unlock()
+			}
+			defer inHandler.Add(-1)
 			if c.Position <= last {
 				mu.Lock()
 				problems = append(problems, fmt.Sprintf("subscription after %d delivered position %d after %d", after, c.Position, last))
@@ -563,12 +571,21 @@ func subscribeOwn(t *testing.T, ctx context.Context, s eventstore.Store, after e
 	return got, done
 }
 
-func receive(t *testing.T, got <-chan eventstore.Commit, done <-chan error, what string) eventstore.Commit {
+func receive(t *testing.T, got <-chan eventstore.Commit, done chan error, what string) eventstore.Commit {
 	t.Helper()
 	select {
 	case c := <-got:
 		return c
 	case err := <-done:
+		// The handler sends its last commit before Subscribe returns, so
+		// both may be ready at once: the commit wins, and the outcome is
+		// put back for whoever waits on it next.
+		select {
+		case c := <-got:
+			done <- err
+			return c
+		default:
+		}
 		t.Fatalf("subscription ended before %s: %v", what, err)
 	case <-time.After(wait):
 		t.Fatalf("no %s within %s", what, wait)

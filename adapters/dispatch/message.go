@@ -1,0 +1,209 @@
+package dispatch
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/adapters/logfold"
+	"github.com/whistle-gov/whistle/domain"
+)
+
+// The changes a message announces, in Message.Change.
+const (
+	ChangeMade      = "made"      // AssignmentMade: a new assignment, or an offer (role offer)
+	ChangeReported  = "reported"  // AssignmentReported
+	ChangeResolved  = "resolved"  // AssignmentResolved
+	ChangeDeclined  = "declined"  // AssignmentDeclined (also an offer ended by routing by hand)
+	ChangeClaimed   = "claimed"   // NeedClaimed, to the claimant
+	ChangeLapsed    = "lapsed"    // NeedClaimed, to every other unit offered the need
+	ChangeOverdue   = "overdue"   // AssignmentOverdue
+	ChangeEscalated = "escalated" // CaseEscalated, to the assignee that missed the deadline
+	ChangeRejected  = "rejected"  // ResolutionRejected, to each assignee whose resolution was sent back
+	ChangeClosed    = "closed"    // CaseClosed, to each assignee still active in the case
+)
+
+// Message is the body of a message on the dispatch stream: the essentials of
+// the event's envelope, what the case is, and the assignment as the event
+// left it. It carries no description and no location: a recipient that needs
+// them reads the case.
+type Message struct {
+	EventID       string          `json:"event_id"`
+	Type          string          `json:"type"`
+	Change        string          `json:"change"`
+	CaseID        string          `json:"case_id"`
+	Version       uint64          `json:"version"`  // the event's version in its case, as in its envelope
+	Position      uint64          `json:"position"` // the log position of the event's commit
+	OccurredAt    time.Time       `json:"occurred_at"`
+	Actor         domain.Actor    `json:"actor"`
+	CorrelationID string          `json:"correlation_id"`
+	Street        string          `json:"street"`
+	Community     string          `json:"community"`
+	Category      string          `json:"category"`
+	Kind          domain.Kind     `json:"kind"`
+	Urgency       domain.Urgency  `json:"urgency"`
+	Title         string          `json:"title,omitempty"`
+	CaseStatus    domain.Status   `json:"case_status"`
+	Assignment    *AssignmentView `json:"assignment,omitempty"`
+	// Deadline and Level: which deadline was missed and the rung reached,
+	// for overdue and escalated.
+	Deadline domain.Deadline `json:"deadline,omitempty"`
+	Level    string          `json:"level,omitempty"`
+}
+
+// AssignmentView is an assignment as a message shows it.
+type AssignmentView struct {
+	Assignee  string                  `json:"assignee"`
+	Role      domain.Role             `json:"role"`
+	Status    domain.AssignmentStatus `json:"status"`
+	ReportBy  *time.Time              `json:"report_by"`
+	ResolveBy *time.Time              `json:"resolve_by"`
+	Overdue   bool                    `json:"overdue"`
+}
+
+func viewOf(a *domain.Assignment) *AssignmentView {
+	if a == nil {
+		return nil
+	}
+	return &AssignmentView{Assignee: a.Assignee, Role: a.Role, Status: a.Status, ReportBy: a.ReportBy, ResolveBy: a.ResolveBy, Overdue: a.Overdue}
+}
+
+// outMsg is one message to publish.
+type outMsg struct {
+	subject string
+	msgID   string
+	body    Message
+}
+
+// natsMsg encodes the message with its headers.
+func (o outMsg) natsMsg() *nats.Msg {
+	data, _ := json.Marshal(o.body) // cannot fail: plain fields only
+	m := &nats.Msg{Subject: o.subject, Data: data, Header: nats.Header{}}
+	m.Header.Set(HeaderEventID, o.body.EventID)
+	m.Header.Set(HeaderType, o.body.Type)
+	m.Header.Set(HeaderCaseID, o.body.CaseID)
+	m.Header.Set(HeaderPosition, strconv.FormatUint(o.body.Position, 10))
+	m.Header.Set(HeaderChange, o.body.Change)
+	return m
+}
+
+// msgID derives a message's Nats-Msg-Id from the event id and the target, so
+// that publishing the same dispatch again is recognised by the server, while
+// the messages one event sends to several targets stay distinct.
+func msgID(eventID, kind, target string) string { return eventID + "/" + kind + "/" + target }
+
+// target is an assignee a message goes to, and the change it announces.
+type target struct{ assignee, change string }
+
+// applyAndPlan applies st to c (the case's state just before it) and returns
+// the messages it produces: one per affected assignee, and one to the
+// case's street. Which assignees an event affects is read from the state
+// before it (the offers a claim lapses, the resolutions a rejection sends
+// back, the assignments a closure ends); what they see is the state after.
+func applyAndPlan(c *domain.Case, st logfold.Step, pos eventstore.Position) []outMsg {
+	var targets []target
+	var deadline domain.Deadline
+	var level string
+	switch e := st.Event.(type) {
+	case domain.AssignmentMade:
+		targets = append(targets, target{e.Assignee, ChangeMade})
+	case domain.AssignmentReported:
+		targets = append(targets, target{e.Assignee, ChangeReported})
+	case domain.AssignmentResolved:
+		targets = append(targets, target{e.Assignee, ChangeResolved})
+	case domain.AssignmentDeclined:
+		targets = append(targets, target{e.Assignee, ChangeDeclined})
+	case domain.AssignmentOverdue:
+		targets = append(targets, target{e.Assignee, ChangeOverdue})
+		deadline, level = e.Deadline, e.Level
+	case domain.CaseEscalated:
+		targets = append(targets, target{e.Assignee, ChangeEscalated})
+		deadline, level = e.Deadline, e.Level
+	case domain.NeedClaimed:
+		targets = append(targets, target{e.Assignee, ChangeClaimed})
+		for _, a := range c.Assignments {
+			if a.Role == domain.RoleOffer && a.Status == domain.Assigned && a.Assignee != e.Assignee {
+				targets = append(targets, target{a.Assignee, ChangeLapsed})
+			}
+		}
+	case domain.ResolutionRejected:
+		for _, id := range latestAssignees(c) {
+			if c.Assignment(id).Status == domain.Resolved {
+				targets = append(targets, target{id, ChangeRejected})
+			}
+		}
+	case domain.CaseClosed:
+		for _, id := range latestAssignees(c) {
+			if c.Assignment(id).Active() {
+				targets = append(targets, target{id, ChangeClosed})
+			}
+		}
+	}
+
+	c.Apply(st.Env, st.Event)
+
+	base := Message{
+		EventID: st.Env.ID, Type: st.Env.Type, CaseID: st.Env.CaseID, Version: st.Env.Version,
+		Position: uint64(pos), OccurredAt: st.Env.OccurredAt, Actor: st.Env.Actor,
+		CorrelationID: st.Env.CorrelationID,
+		Street:        c.Street, Community: c.Community, Category: c.Category, Kind: c.Kind,
+		Urgency: c.Urgency, Title: c.Title, CaseStatus: c.Status, Deadline: deadline, Level: level,
+	}
+	out := make([]outMsg, 0, len(targets)+1)
+	for _, t := range targets {
+		m := base
+		m.Change = t.change
+		m.Assignment = viewOf(c.Assignment(t.assignee))
+		out = append(out, outMsg{subject: DispatchSubject(t.assignee), msgID: msgID(st.Env.ID, "d", t.assignee), body: m})
+	}
+	if c.Street != "" {
+		m := base
+		m.Change = streetChange(st.Env.Type, targets)
+		if len(targets) == 1 {
+			m.Assignment = viewOf(c.Assignment(targets[0].assignee))
+		}
+		out = append(out, outMsg{subject: StreetSubject(c.Street), msgID: msgID(st.Env.ID, "s", c.Street), body: m})
+	}
+	return out
+}
+
+// streetChange names a change for the street: the assignee's change when the
+// event concerns one assignee, else the event type in snake case.
+func streetChange(eventType string, targets []target) string {
+	switch eventType {
+	case domain.TypeWhistleRaised:
+		return "raised"
+	case domain.TypeProgressNoted:
+		return "progress"
+	case domain.TypeResolutionVerified:
+		return "verified"
+	case domain.TypeResolutionRejected:
+		return ChangeRejected
+	case domain.TypeCaseClosed:
+		return ChangeClosed
+	case domain.TypeSatisfactionRated:
+		return "rated"
+	case domain.TypeNeedClaimed:
+		return ChangeClaimed
+	}
+	if len(targets) > 0 {
+		return targets[0].change
+	}
+	return eventType
+}
+
+// latestAssignees lists each assignee of the case once, in order of first
+// assignment; c.Assignment gives its latest assignment.
+func latestAssignees(c *domain.Case) []string {
+	seen := make(map[string]bool, len(c.Assignments))
+	var ids []string
+	for _, a := range c.Assignments {
+		if !seen[a.Assignee] {
+			seen[a.Assignee] = true
+			ids = append(ids, a.Assignee)
+		}
+	}
+	return ids
+}

@@ -1,0 +1,126 @@
+// Package logfold helps the subscribers of the global log (the dispatcher,
+// the queue view, the SLA watcher) keep the state of the cases they follow.
+//
+// A subscriber that starts from a checkpoint, or that forgets cases it no
+// longer needs to bound its memory, meets events of cases it does not hold.
+// A Tracker then rebuilds such a case from the case's own stream, up to just
+// before the event, so that each event is always folded into the state it
+// was decided on. The store's global log and the case streams hold the same
+// events, so the result is what a fold of the whole log would give.
+package logfold
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/domain"
+)
+
+// ErrBehind: the case's stream, read to rebuild a case, does not hold the
+// event yet (a replica of a clustered store that lags the one that delivered
+// the log). Retrying a little later is enough.
+var ErrBehind = errors.New("logfold: case stream is behind the log")
+
+// Step is one event of a commit, decoded.
+type Step struct {
+	Env   domain.Envelope
+	Event domain.Event
+}
+
+// Decode turns the events of a commit into envelopes and domain events.
+func Decode(c eventstore.Commit) ([]Step, error) {
+	steps := make([]Step, 0, len(c.Events))
+	for _, rec := range c.Events {
+		var env domain.Envelope
+		if err := json.Unmarshal(rec.Data, &env); err != nil {
+			return nil, fmt.Errorf("logfold: decode event %s of %s at position %d: %w", rec.ID, rec.Stream, c.Position, err)
+		}
+		ev, err := domain.DecodeEvent(env.Type, env.Data)
+		if err != nil {
+			return nil, fmt.Errorf("logfold: event %s of %s at position %d: %w", rec.ID, rec.Stream, c.Position, err)
+		}
+		steps = append(steps, Step{Env: env, Event: ev})
+	}
+	return steps, nil
+}
+
+// Tracker holds the states of the cases a subscriber follows. It is not safe
+// for concurrent use: one subscriber goroutine owns it.
+type Tracker struct {
+	store eventstore.Store
+	max   int
+	cases map[string]*domain.Case
+}
+
+// NewTracker returns a Tracker that reads missing cases from store and holds
+// at most max cases (0: no bound), forgetting arbitrary ones beyond that.
+func NewTracker(store eventstore.Store, max int) *Tracker {
+	return &Tracker{store: store, max: max, cases: make(map[string]*domain.Case)}
+}
+
+// Before returns the state of env's case just before env, for the caller to
+// apply env to (c.Apply); the Tracker holds the state until Forget. fresh is
+// false when env was already applied to the state held (a redelivery): the
+// caller skips it. A case not held, or held at an older version (a gap), is
+// rebuilt from its stream; a WhistleRaised at version 0 starts a new case
+// without reading.
+func (t *Tracker) Before(ctx context.Context, env domain.Envelope) (c *domain.Case, fresh bool, err error) {
+	if c, ok := t.cases[env.CaseID]; ok {
+		switch {
+		case c.Version == env.Version:
+			return c, true, nil
+		case c.Version > env.Version:
+			return c, false, nil
+		}
+	}
+	if env.Version == 0 {
+		c := domain.NewCase(env.CaseID)
+		t.hold(c)
+		return c, true, nil
+	}
+	history, err := casehandler.ReadCase(ctx, t.store, env.CaseID)
+	if err != nil {
+		return nil, false, err
+	}
+	if uint64(len(history)) < env.Version {
+		return nil, false, fmt.Errorf("%w: case %s has %d events, the log delivered version %d", ErrBehind, env.CaseID, len(history), env.Version)
+	}
+	c, err = domain.Replay(env.CaseID, history[:env.Version])
+	if err != nil {
+		return nil, false, err
+	}
+	t.hold(c)
+	return c, true, nil
+}
+
+// Held returns the state held for a case, if any. The caller must not keep
+// it beyond its next call into the Tracker.
+func (t *Tracker) Held(caseID string) (*domain.Case, bool) {
+	c, ok := t.cases[caseID]
+	return c, ok
+}
+
+// Forget drops a case; its next event rebuilds it from its stream.
+func (t *Tracker) Forget(caseID string) { delete(t.cases, caseID) }
+
+// Len is the number of cases held.
+func (t *Tracker) Len() int { return len(t.cases) }
+
+func (t *Tracker) hold(c *domain.Case) {
+	if t.max > 0 && len(t.cases) >= t.max {
+		// Forget an arbitrary tenth: map order is random, and a forgotten
+		// case costs one stream read when it is met again.
+		n := max(t.max/10, 1)
+		for id := range t.cases {
+			delete(t.cases, id)
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	t.cases[c.ID] = c
+}

@@ -1,0 +1,205 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/whistle-gov/whistle/domain"
+)
+
+const boardFormat = "whistle-board/1"
+
+type boardSnap struct {
+	Format   string          `json:"format"`
+	Position uint64          `json:"position"`
+	Cases    []boardCaseSnap `json:"cases"` // oldest raised first
+}
+
+// boardCaseSnap is a summary plus, for an open case, the missed-deadline
+// flags of each assignment (1: report, 2: resolve).
+type boardCaseSnap struct {
+	CaseSummary
+	Missed []int `json:"missed,omitempty"`
+}
+
+// MarshalBinary encodes the whole board, with the log position reached, as
+// versioned JSON. Equal boards encode to equal bytes.
+func (b *Board) MarshalBinary() ([]byte, error) {
+	return json.Marshal(b.snapshot())
+}
+
+// UnmarshalBinary replaces the whole board (and its position) with a
+// snapshot written by MarshalBinary. On error the board is unchanged.
+func (b *Board) UnmarshalBinary(data []byte) error {
+	var snap boardSnap
+	if err := json.Unmarshal(data, &snap); err != nil {
+		return fmt.Errorf("%w: board: %v", ErrBadSnapshot, err)
+	}
+	fresh := NewBoard()
+	if err := fresh.restore(&snap); err != nil {
+		return fmt.Errorf("%w: board: %v", ErrBadSnapshot, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cases, b.order, b.strs, b.pos = fresh.cases, fresh.order, fresh.strs, fresh.pos
+	return nil
+}
+
+func (b *Board) snapshot() *boardSnap {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	snap := &boardSnap{Format: boardFormat, Position: b.pos, Cases: make([]boardCaseSnap, 0, len(b.order))}
+	for _, ent := range b.order {
+		cs := boardCaseSnap{CaseSummary: ent.sum.clone()}
+		if ent.sum.ClosedAt == nil {
+			cs.Missed = make([]int, len(ent.missed))
+			for i, m := range ent.missed {
+				cs.Missed[i] = int(m)
+			}
+		}
+		snap.Cases = append(snap.Cases, cs)
+	}
+	return snap
+}
+
+func (b *Board) restore(snap *boardSnap) error {
+	if snap.Format != boardFormat {
+		return fmt.Errorf("format %q, want %q", snap.Format, boardFormat)
+	}
+	b.pos = snap.Position
+	for _, cs := range snap.Cases {
+		s := cs.CaseSummary
+		if s.CaseID == "" || s.Version == 0 {
+			return fmt.Errorf("a case without id or version: %q", s.CaseID)
+		}
+		if b.cases[s.CaseID] != nil {
+			return fmt.Errorf("case %s appears twice", s.CaseID)
+		}
+		s.Street, s.Community, s.Category = b.strs.get(s.Street), b.strs.get(s.Community), b.strs.get(s.Category)
+		s.Kind, s.Urgency, s.Status = domain.Kind(b.strs.get(string(s.Kind))), domain.Urgency(b.strs.get(string(s.Urgency))), domain.Status(b.strs.get(string(s.Status)))
+		s.RaisedAt = s.RaisedAt.UTC()
+		if s.ClosedAt != nil {
+			t := s.ClosedAt.UTC()
+			s.ClosedAt = &t
+		}
+		if s.Assignments == nil {
+			s.Assignments = []AssignmentSummary{}
+		}
+		for i := range s.Assignments {
+			a := &s.Assignments[i]
+			a.Assignee, a.Role, a.Status = b.strs.get(a.Assignee), domain.Role(b.strs.get(string(a.Role))), domain.AssignmentStatus(b.strs.get(string(a.Status)))
+			a.ReportBy, a.ResolveBy = utcPtr(a.ReportBy), utcPtr(a.ResolveBy)
+		}
+		ent := &boardEntry{sum: s}
+		if s.ClosedAt == nil {
+			if len(cs.Missed) != len(s.Assignments) {
+				return fmt.Errorf("case %s: %d missed-deadline flags for %d assignments", s.CaseID, len(cs.Missed), len(s.Assignments))
+			}
+			ent.missed = make([]uint8, len(cs.Missed))
+			for i, m := range cs.Missed {
+				if m < 0 || m > int(missedReport|missedResolve) {
+					return fmt.Errorf("case %s: bad missed-deadline flags %d", s.CaseID, m)
+				}
+				ent.missed[i] = uint8(m)
+			}
+		}
+		if n := len(b.order); n > 0 && b.order[n-1].key().cmp(ent.key()) >= 0 {
+			return fmt.Errorf("case %s is out of order", s.CaseID)
+		}
+		b.cases[s.CaseID] = ent
+		b.order = append(b.order, ent)
+	}
+	return nil
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// diffBoard lists every difference between two boards, case by case and
+// field by field.
+func diffBoard(live, replay *Board) []string {
+	a, b := live.snapshot(), replay.snapshot()
+	var out []string
+	add := func(format string, args ...any) { out = append(out, "board "+fmt.Sprintf(format, args...)) }
+	if a.Position != b.Position {
+		add("position: live %d, replay %d", a.Position, b.Position)
+	}
+	byID := func(cs []boardCaseSnap) []boardCaseSnap {
+		out := slices.Clone(cs)
+		slices.SortFunc(out, func(x, y boardCaseSnap) int {
+			switch {
+			case x.CaseID < y.CaseID:
+				return -1
+			case x.CaseID > y.CaseID:
+				return 1
+			}
+			return 0
+		})
+		return out
+	}
+	ca, cb := byID(a.Cases), byID(b.Cases)
+	i, j := 0, 0
+	for i < len(ca) || j < len(cb) {
+		switch {
+		case j == len(cb) || i < len(ca) && ca[i].CaseID < cb[j].CaseID:
+			add("case %s: only in live", ca[i].CaseID)
+			i++
+		case i == len(ca) || cb[j].CaseID < ca[i].CaseID:
+			add("case %s: only in replay", cb[j].CaseID)
+			j++
+		default:
+			diffCase(add, &ca[i], &cb[j])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+func diffCase(add func(string, ...any), x, y *boardCaseSnap) {
+	fields := func(c *boardCaseSnap) map[string]json.RawMessage {
+		j, _ := json.Marshal(c)
+		m := map[string]json.RawMessage{}
+		_ = json.Unmarshal(j, &m)
+		delete(m, "assignments")
+		return m
+	}
+	fx, fy := fields(x), fields(y)
+	names := sortedKeys(fx)
+	for _, k := range sortedKeys(fy) {
+		if _, ok := fx[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	for _, k := range names {
+		if vx, vy := string(fx[k]), string(fy[k]); vx != vy {
+			add("case %s %s: live %s, replay %s", x.CaseID, k, orNone(vx), orNone(vy))
+		}
+	}
+	for k := range max(len(x.Assignments), len(y.Assignments)) {
+		show := func(as []AssignmentSummary) string {
+			if k >= len(as) {
+				return "none"
+			}
+			j, _ := json.Marshal(as[k])
+			return string(j)
+		}
+		if vx, vy := show(x.Assignments), show(y.Assignments); vx != vy {
+			add("case %s assignment %d: live %s, replay %s", x.CaseID, k, vx, vy)
+		}
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

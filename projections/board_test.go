@@ -1,0 +1,383 @@
+package projections
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/whistle-gov/whistle/domain"
+)
+
+func boardOf(t testing.TB, w *world) *Board {
+	t.Helper()
+	b := NewBoard()
+	for _, c := range w.commits {
+		if err := b.ApplyCommit(c.pos, c.events); err != nil {
+			t.Fatalf("apply commit %d: %v", c.pos, err)
+		}
+	}
+	return b
+}
+
+// fromDomain is what the board should show for a case, read off the domain's
+// own fold.
+func fromDomain(c *domain.Case) CaseSummary {
+	s := CaseSummary{
+		CaseID: c.ID, Street: c.Street, Community: c.Community, Category: c.Category, Kind: c.Kind,
+		Urgency: c.Urgency, Title: c.Title, Status: c.Status, RaisedAt: *c.RaisedAt, ClosedAt: c.ClosedAt,
+		Version: c.Version, Assignments: []AssignmentSummary{},
+	}
+	for _, a := range c.Assignments {
+		s.Assignments = append(s.Assignments, AssignmentSummary{
+			Assignee: a.Assignee, Role: a.Role, Status: a.Status, ReportBy: a.ReportBy, ResolveBy: a.ResolveBy, Overdue: a.Overdue,
+		})
+	}
+	return s
+}
+
+func summaryJSON(s CaseSummary) string {
+	s.Position = 0
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// TestBoardAgreesWithDomain: on random logs, every case's summary equals
+// what domain.Case's own fold says (status, version, assignments and their
+// overdue flags).
+func TestBoardAgreesWithDomain(t *testing.T) {
+	for seed := uint64(20); seed < 26; seed++ {
+		w := simulate(t, seed, 400)
+		b := boardOf(t, w)
+		if b.Len() != len(w.ids) {
+			t.Fatalf("seed %d: %d cases on the board, %d raised", seed, b.Len(), len(w.ids))
+		}
+		overdue := 0
+		for _, id := range w.ids {
+			got, ok := b.Get(id)
+			if !ok {
+				t.Fatalf("seed %d: case %s missing", seed, id)
+			}
+			want := fromDomain(w.cases[id])
+			if summaryJSON(got) != summaryJSON(want) {
+				t.Fatalf("seed %d: case %s\nboard  %s\ndomain %s", seed, id, summaryJSON(got), summaryJSON(want))
+			}
+			if got.Overdue() {
+				overdue++
+			}
+		}
+		if overdue == 0 {
+			t.Errorf("seed %d: no overdue case: the fixture does not exercise the flags", seed)
+		}
+	}
+}
+
+func TestBoardPositions(t *testing.T) {
+	w := simulate(t, 1, 100)
+	b := boardOf(t, w)
+	lastPos := map[string]uint64{}
+	for _, c := range w.commits {
+		for _, e := range c.events {
+			lastPos[e.CaseID] = c.pos
+		}
+	}
+	for id, pos := range lastPos {
+		if got, _ := b.Get(id); got.Position != pos {
+			t.Errorf("case %s at position %d, want %d", id, got.Position, pos)
+		}
+	}
+	if n := uint64(len(w.commits)); b.Position() != n || !b.Reached(n) || b.Reached(n+1) {
+		t.Errorf("board position %d after %d commits", b.Position(), n)
+	}
+}
+
+// TestBoardFiltersAndPaging: for many filters, paging visits every matching
+// case exactly once, newest first, and no other.
+func TestBoardFiltersAndPaging(t *testing.T) {
+	w := simulate(t, 30, 600)
+	b := boardOf(t, w)
+	yes, no := true, false
+	queries := []ListQuery{{}, {Overdue: &yes}, {Overdue: &no}, {Street: "longqiao", Status: "closed"}, {Assignee: "judicial-office", Overdue: &yes}, {Street: "nowhere"}}
+	for _, st := range []domain.Status{domain.StatusRouted, domain.StatusInProgress, domain.StatusResolved, domain.StatusClosed, domain.StatusUnassigned} {
+		queries = append(queries, ListQuery{Status: string(st)})
+	}
+	for _, s := range []string{"longqiao", "donghai"} {
+		queries = append(queries, ListQuery{Street: s})
+	}
+	for _, c := range []string{"wanhui", "xiazhu", "dongyuan"} {
+		queries = append(queries, ListQuery{Community: c})
+	}
+	for _, c := range []string{"river-pollution", "manhole-cover", "neighbour-dispute", "rent-dispute", "after-school-care"} {
+		queries = append(queries, ListQuery{Category: c})
+	}
+	for _, u := range domain.Urgencies() {
+		queries = append(queries, ListQuery{Urgency: string(u)})
+	}
+	for _, a := range []string{"ecology-bureau", "water-bureau", "judicial-office", "urban-management", "housing-bureau", "putian-university", "city-hospital", "no6-school"} {
+		queries = append(queries, ListQuery{Assignee: a})
+	}
+	nonEmpty := 0
+	for _, q := range queries {
+		// What should match, from the domain's own state.
+		var want []string
+		for _, id := range w.ids {
+			s := fromDomain(w.cases[id])
+			if q.match(&s) {
+				want = append(want, id)
+			}
+		}
+		for _, limit := range []int{1, 7, 0} {
+			q := q
+			q.Limit = limit
+			var got []CaseSummary
+			pages := 0
+			for {
+				page, next, err := b.List(q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pages++
+				wantMax := limit
+				if limit == 0 {
+					wantMax = DefaultListLimit
+				}
+				if len(page) > wantMax {
+					t.Fatalf("%+v: a page of %d", q, len(page))
+				}
+				if next != "" && len(page) == 0 {
+					t.Fatalf("%+v: an empty page with a next cursor", q)
+				}
+				got = append(got, page...)
+				if next == "" {
+					break
+				}
+				q.Cursor = next
+			}
+			ids := make([]string, len(got))
+			for i, s := range got {
+				ids[i] = s.CaseID
+				if i > 0 {
+					prev := got[i-1]
+					if prev.RaisedAt.Before(s.RaisedAt) || prev.RaisedAt.Equal(s.RaisedAt) && prev.CaseID <= s.CaseID {
+						t.Fatalf("%+v: %s listed before %s", q, prev.CaseID, s.CaseID)
+					}
+				}
+			}
+			sortedGot, sortedWant := slices.Sorted(slices.Values(ids)), slices.Sorted(slices.Values(want))
+			if !slices.Equal(sortedGot, sortedWant) {
+				t.Fatalf("%+v limit %d: listed %d cases, want %d\n got  %v\n want %v", q, limit, len(ids), len(want), sortedGot, sortedWant)
+			}
+			if limit == 1 && pages != max(len(want), 1) {
+				t.Errorf("%+v: %d pages of one for %d cases", q, pages, len(want))
+			}
+		}
+		if len(want) > 0 {
+			nonEmpty++
+		}
+	}
+	if nonEmpty < len(queries)-2 {
+		t.Errorf("only %d of %d filters match anything: the fixture is too thin", nonEmpty, len(queries))
+	}
+}
+
+func TestBoardListLimitsAndCursor(t *testing.T) {
+	b := NewBoard()
+	page, next, err := b.List(ListQuery{})
+	if err != nil || len(page) != 0 || next != "" || page == nil {
+		t.Fatalf("empty board: %v %q %v", page, next, err)
+	}
+	// 600 cases, ten raised at each instant, so ties are broken by id.
+	w := newWorld(t, 1)
+	for i := range 600 {
+		if i%10 == 0 {
+			w.advance(time.Second)
+		}
+		w.raise("longqiao", "wanhui", "manhole-cover", domain.UrgencyRoutine)
+	}
+	b = boardOf(t, w)
+	if page, _, _ := b.List(ListQuery{}); len(page) != DefaultListLimit {
+		t.Errorf("default page of %d", len(page))
+	}
+	page, next, _ = b.List(ListQuery{Limit: 100000})
+	if len(page) != MaxListLimit || next == "" {
+		t.Errorf("page of %d with limit 100000, next %q", len(page), next)
+	}
+	rest, next2, _ := b.List(ListQuery{Limit: 100000, Cursor: next})
+	if len(rest) != 100 || next2 != "" {
+		t.Errorf("second page of %d, next %q", len(rest), next2)
+	}
+	for _, bad := range []string{"!!!", "AAAA", "bm90IGEgY3Vyc29y"} {
+		if _, _, err := b.List(ListQuery{Cursor: bad}); !errors.Is(err, ErrBadQuery) {
+			t.Errorf("cursor %q: %v, want ErrBadQuery", bad, err)
+		}
+	}
+}
+
+func TestBoardRedeliveryAndGaps(t *testing.T) {
+	w := simulate(t, 31, 300)
+	want := NewBoard()
+	got := NewBoard()
+	for _, env := range w.envelopes() {
+		if err := want.Apply(env); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if err := got.Apply(env); err != nil {
+				t.Fatalf("redelivered %s: %v", env.Type, err)
+			}
+		}
+	}
+	if d := Diff(want, got); len(d) > 0 {
+		t.Fatalf("redelivery changed the board:\n%s", strings.Join(d, "\n"))
+	}
+	envs := w.envelopes()
+	fresh := NewBoard()
+	if err := fresh.Apply(envs[0]); err != nil {
+		t.Fatal(err)
+	}
+	var later domain.Envelope
+	for _, e := range envs {
+		if e.CaseID == envs[0].CaseID && e.Version == 2 {
+			later = e
+		}
+	}
+	if err := fresh.Apply(later); !errors.Is(err, ErrVersionGap) {
+		t.Errorf("gap: %v, want ErrVersionGap", err)
+	}
+	if err := fresh.Apply(domain.Envelope{CaseID: "nope", Type: domain.TypeCaseClosed, Version: 0, Data: []byte(`{}`)}); !errors.Is(err, ErrUnexpectedEvent) {
+		t.Errorf("case starting with CaseClosed: %v, want ErrUnexpectedEvent", err)
+	}
+	if s, _ := fresh.Get(envs[0].CaseID); s.Version != 1 {
+		t.Errorf("a refused event changed the case: version %d", s.Version)
+	}
+}
+
+// TestBoardRestartMidway: restoring a snapshot taken midway and applying the
+// rest gives the same board as applying everything.
+func TestBoardRestartMidway(t *testing.T) {
+	for seed := uint64(40); seed < 44; seed++ {
+		w := simulate(t, seed, 300)
+		want := boardOf(t, w)
+		wantBytes, _ := want.MarshalBinary()
+		for _, cut := range []int{0, 1, len(w.commits) / 4, len(w.commits) / 2, len(w.commits) - 1} {
+			first := NewBoard()
+			for _, c := range w.commits[:cut] {
+				if err := first.ApplyCommit(c.pos, c.events); err != nil {
+					t.Fatal(err)
+				}
+			}
+			snap, err := first.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			resumed := NewBoard()
+			if err := resumed.UnmarshalBinary(snap); err != nil {
+				t.Fatalf("seed %d cut %d: restore: %v", seed, cut, err)
+			}
+			for _, c := range w.commits {
+				if err := resumed.ApplyCommit(c.pos, c.events); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d := Diff(want, resumed); len(d) > 0 {
+				t.Fatalf("seed %d cut %d: restart changed the board:\n%s", seed, cut, strings.Join(d, "\n"))
+			}
+			if got, _ := resumed.MarshalBinary(); string(got) != string(wantBytes) {
+				t.Fatalf("seed %d cut %d: snapshots differ", seed, cut)
+			}
+		}
+	}
+}
+
+func TestBoardSnapshotRefusesGarbage(t *testing.T) {
+	w := simulate(t, 2, 60)
+	b := boardOf(t, w)
+	good, _ := b.MarshalBinary()
+	var snap boardSnap
+	_ = json.Unmarshal(good, &snap)
+	reversed := snap
+	reversed.Cases = slices.Clone(snap.Cases)
+	slices.Reverse(reversed.Cases)
+	outOfOrder, _ := json.Marshal(reversed)
+	for name, data := range map[string]string{
+		"not json":     "[",
+		"other format": strings.Replace(string(good), boardFormat, "whistle-board/9", 1),
+		"out of order": string(outOfOrder),
+	} {
+		fresh := NewBoard()
+		if err := fresh.UnmarshalBinary([]byte(data)); !errors.Is(err, ErrBadSnapshot) {
+			t.Errorf("%s: %v, want ErrBadSnapshot", name, err)
+		}
+		if fresh.Len() != 0 {
+			t.Errorf("%s: a refused snapshot changed the board", name)
+		}
+	}
+}
+
+func TestDiffBoardNamesEveryDifference(t *testing.T) {
+	w := newWorld(t, 1)
+	id := w.raise("longqiao", "wanhui", "manhole-cover", domain.UrgencyRoutine)
+	other := w.raise("longqiao", "wanhui", "manhole-cover", domain.UrgencyRoutine)
+	w.advance(10*time.Minute).must(id, domain.Report{Assignee: "urban-management"})
+	w.must(id, domain.Resolve{Assignee: "urban-management"}).must(id, domain.Verify{Accepted: true})
+	live := boardOf(t, w)
+	replay := NewBoard()
+	envs := w.envelopes()
+	for _, env := range envs[:len(envs)-1] {
+		if env.CaseID == other {
+			continue
+		}
+		if err := replay.Apply(env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	joined := strings.Join(Diff(live, replay), "\n")
+	for _, want := range []string{
+		fmt.Sprintf("board position: live %d, replay 0", len(w.commits)),
+		"board case " + other + ": only in live",
+		"board case " + id + ` status: live "closed", replay "resolved"`,
+		"board case " + id + ` version: live 6, replay 5`,
+		"board case " + id + " closed_at: live \"2026-11-23T08:10:00Z\", replay null",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("diff lacks %q:\n%s", want, joined)
+		}
+	}
+}
+
+// TestApplyAtEqualsApplyCommit: feeding events one by one with their commit's
+// shared position gives the same models as feeding commits; an event below
+// the position reached is skipped.
+func TestApplyAtEqualsApplyCommit(t *testing.T) {
+	w := simulate(t, 50, 300)
+	wantBoard, wantStats := boardOf(t, w), statsOf(t, w)
+	b, s := NewBoard(), newStats(t)
+	for _, c := range w.commits {
+		for _, env := range c.events {
+			if err := b.ApplyAt(env, c.pos); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ApplyAt(env, c.pos); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if d := append(Diff(wantBoard, b), Diff(wantStats, s)...); len(d) > 0 {
+		t.Fatalf("ApplyAt differs from ApplyCommit:\n%s", strings.Join(d, "\n"))
+	}
+	// The first commit again, at its old position: skipped, though for a
+	// case already closed it would otherwise be refused.
+	first := w.commits[0]
+	if err := b.ApplyAt(first.events[0], first.pos); err != nil {
+		t.Errorf("board: an event below the position: %v", err)
+	}
+	if err := s.ApplyAt(first.events[0], first.pos); err != nil {
+		t.Errorf("stats: an event below the position: %v", err)
+	}
+	if d := append(Diff(wantBoard, b), Diff(wantStats, s)...); len(d) > 0 {
+		t.Fatalf("a skipped event changed something:\n%s", strings.Join(d, "\n"))
+	}
+}
