@@ -3,7 +3,6 @@ package dispatch
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -155,26 +154,8 @@ func (q *Queues) Apply(ctx context.Context, c eventstore.Commit) error {
 	if c.Position <= q.Position() {
 		return nil
 	}
-	steps, err := logfold.Decode(c)
-	if err != nil {
+	if err := logfold.Fold(ctx, q.tracker, c, q.applySteps); err != nil {
 		return err
-	}
-	for attempt := 0; ; attempt++ {
-		err = q.applySteps(ctx, steps)
-		if err == nil {
-			break
-		}
-		if len(steps) > 0 {
-			q.tracker.Forget(steps[0].Env.CaseID) // rebuild, not a half-applied commit
-		}
-		if !errors.Is(err, logfold.ErrBehind) || attempt >= 50 {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 	q.mu.Lock()
 	q.pos = c.Position

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
@@ -124,3 +125,38 @@ func (t *Tracker) hold(c *domain.Case) {
 	}
 	t.cases[c.ID] = c
 }
+
+// Fold decodes a commit and hands its steps to apply, which folds them with
+// t. A failed apply leaves no half-applied case behind (the commit's case is
+// forgotten and rebuilt next time); when the case's stream lags the log
+// (ErrBehind) the commit is tried again a little later, up to a bound.
+func Fold(ctx context.Context, t *Tracker, c eventstore.Commit, apply func(context.Context, []Step) error) error {
+	steps, err := Decode(c)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		err = apply(ctx, steps)
+		if err == nil {
+			return nil
+		}
+		if len(steps) > 0 {
+			t.Forget(steps[0].Env.CaseID)
+		}
+		if !errors.Is(err, ErrBehind) || attempt >= behindRetries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(behindWait):
+		}
+	}
+}
+
+// A lagging replica catches up within seconds; past that the subscriber
+// fails and its supervisor resubscribes.
+const (
+	behindRetries = 50
+	behindWait    = 100 * time.Millisecond
+)

@@ -205,26 +205,8 @@ func (w *Watcher) Apply(ctx context.Context, c eventstore.Commit) error {
 	if c.Position <= w.Position() {
 		return nil
 	}
-	steps, err := logfold.Decode(c)
-	if err != nil {
+	if err := logfold.Fold(ctx, w.tracker, c, w.applySteps); err != nil {
 		return err
-	}
-	for attempt := 0; ; attempt++ {
-		err = w.applySteps(ctx, steps)
-		if err == nil {
-			break
-		}
-		if len(steps) > 0 {
-			w.tracker.Forget(steps[0].Env.CaseID)
-		}
-		if !errors.Is(err, logfold.ErrBehind) || attempt >= 50 {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 	w.mu.Lock()
 	w.pos = c.Position
