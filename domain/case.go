@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"maps"
 	"time"
 )
 
@@ -75,6 +76,24 @@ type escalationKey struct {
 // NewCase returns the empty state of a case not yet raised.
 func NewCase(id string) *Case {
 	return &Case{ID: id, Commands: map[string]uint64{}, escalated: map[escalationKey]bool{}}
+}
+
+// Clone returns a copy that later Apply calls on c do not change, for a
+// caller that reads the state after the lock guarding c is released. Times
+// are shared: Apply replaces them, never writes through them.
+func (c *Case) Clone() *Case {
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	cp.Assignments = make([]*Assignment, len(c.Assignments))
+	for i, a := range c.Assignments {
+		ac := *a
+		cp.Assignments[i] = &ac
+	}
+	cp.Commands = maps.Clone(c.Commands)
+	cp.escalated = maps.Clone(c.escalated)
+	return &cp
 }
 
 // Exists tells whether the case has been raised. A nil case has not.

@@ -39,7 +39,24 @@ type Handler struct {
 	locks [256]sync.Mutex
 	seed  maphash.Seed
 	cache *stateCache
+	obs   Observer
 }
+
+// Observer is told what the handler does, for metrics. Its methods must be
+// quick and safe for concurrent use.
+type Observer interface {
+	// CommandDone: an Execute ended with outcome ok, already_done, noop,
+	// refused, contention or error.
+	CommandDone(command, outcome string, took time.Duration)
+	// AppendDone: an append to the store ended with outcome ok, conflict or
+	// error.
+	AppendDone(took time.Duration, outcome string)
+	// Retry: the command is decided again after a version conflict.
+	Retry(command string)
+}
+
+// SetObserver makes h report to o; call it before h is used.
+func (h *Handler) SetObserver(o Observer) { h.obs = o }
 
 // New returns a Handler over store with the routing policy dir.
 func New(store eventstore.Store, dir *domain.Directory, now Clock, log *zap.Logger) *Handler {
@@ -59,7 +76,7 @@ type Request struct {
 
 // Result is what a command did.
 type Result struct {
-	Case        *domain.Case      // the case after the command
+	Case        *domain.Case      // the case after the command: the caller's own copy
 	Events      []domain.Envelope // appended by this call; empty when already done or nothing due
 	Position    eventstore.Position
 	AlreadyDone bool // the command id had been applied before: nothing was appended
@@ -70,6 +87,33 @@ type Result struct {
 // store, and then the command may or may not have been applied (retrying with
 // the same CommandID is safe).
 func (h *Handler) Execute(ctx context.Context, req Request) (Result, error) {
+	if h.obs == nil {
+		return h.execute(ctx, req)
+	}
+	start := time.Now()
+	res, err := h.execute(ctx, req)
+	h.obs.CommandDone(req.Command.CommandName(), outcome(res, err), time.Since(start))
+	return res, err
+}
+
+func outcome(res Result, err error) string {
+	var refusal *domain.Refusal
+	switch {
+	case err == nil && res.AlreadyDone:
+		return "already_done"
+	case err == nil && len(res.Events) == 0:
+		return "noop"
+	case err == nil:
+		return "ok"
+	case errors.As(err, &refusal), errors.Is(err, ErrIdempotencyMismatch):
+		return "refused"
+	case errors.Is(err, ErrContention):
+		return "contention"
+	}
+	return "error"
+}
+
+func (h *Handler) execute(ctx context.Context, req Request) (Result, error) {
 	// Serialize commands on one case inside this process: conflicts then only
 	// arise between processes, and the cached state is never shared mid-update.
 	lock := &h.locks[maphash.String(h.seed, req.CaseID)%uint64(len(h.locks))]
@@ -88,7 +132,7 @@ func (h *Handler) Execute(ctx context.Context, req Request) (Result, error) {
 			if raise, ok := req.Command.(domain.Raise); ok && raise.RequestSHA256 != c.RequestSHA256 {
 				return Result{}, ErrIdempotencyMismatch
 			}
-			return Result{Case: c, AlreadyDone: true}, nil
+			return Result{Case: c.Clone(), AlreadyDone: true}, nil
 		}
 		var target *domain.Case
 		if c.Exists() {
@@ -106,7 +150,7 @@ func (h *Handler) Execute(ctx context.Context, req Request) (Result, error) {
 			return Result{}, err
 		}
 		if len(events) == 0 {
-			return Result{Case: c}, nil
+			return Result{Case: c.Clone()}, nil
 		}
 		envs, err := domain.Seal(c, domain.CommandMeta{CommandID: req.CommandID, Actor: req.Actor, Now: now}, events)
 		if err != nil {
@@ -116,7 +160,11 @@ func (h *Handler) Execute(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
+		appendStart := time.Now()
 		res, err := h.store.Append(ctx, domain.Stream(req.CaseID), c.Version, data)
+		if h.obs != nil {
+			h.observeAppend(req.Command, time.Since(appendStart), err, attempt)
+		}
 		if errors.Is(err, eventstore.ErrConflict) {
 			h.log.Debug("version conflict; re-deciding", zap.String("case_id", req.CaseID),
 				zap.String("command_id", req.CommandID), zap.Int("attempt", attempt+1))
@@ -130,9 +178,23 @@ func (h *Handler) Execute(ctx context.Context, req Request) (Result, error) {
 			c.Apply(env, events[i])
 		}
 		h.cache.put(req.CaseID, c)
-		return Result{Case: c, Events: envs, Position: res.Position}, nil
+		return Result{Case: c.Clone(), Events: envs, Position: res.Position}, nil
 	}
 	return Result{}, ErrContention
+}
+
+func (h *Handler) observeAppend(cmd domain.Command, took time.Duration, err error, attempt int) {
+	switch {
+	case err == nil:
+		h.obs.AppendDone(took, "ok")
+	case errors.Is(err, eventstore.ErrConflict):
+		h.obs.AppendDone(took, "conflict")
+		if attempt+1 < MaxAttempts {
+			h.obs.Retry(cmd.CommandName())
+		}
+	default:
+		h.obs.AppendDone(took, "error")
+	}
 }
 
 func isRaise(cmd domain.Command) bool { _, ok := cmd.(domain.Raise); return ok }

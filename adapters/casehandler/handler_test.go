@@ -203,3 +203,31 @@ func TestRefusalAppendsNothing(t *testing.T) {
 		t.Fatalf("refusals appended %d events", after-before)
 	}
 }
+
+// The case in a result is the caller's: later commands on the case do not
+// change it (the race detector checks the reads below against them).
+func TestResultIsTheCallersCopy(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	c := env.Raise(t, "river-pollution", "routine")
+	res, err := env.Handler.Execute(t.Context(), casehandler.Request{CaseID: c.ID, CommandID: uuid.NewString(),
+		Actor: testenv.Ecology, Command: domain.Report{Assignee: "ecology-bureau"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := res.Case.Version
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 5 {
+			env.Do(t, c.ID, testenv.Ecology, progress("ecology-bureau", fmt.Sprint("note ", i)))
+		}
+	}()
+	for range 200 {
+		_ = domain.NextDeadline(res.Case, env.Dir, time.Now())
+		_ = res.Case.Assignment("ecology-bureau").Status
+	}
+	<-done
+	if res.Case.Version != version {
+		t.Fatalf("the answered case moved from version %d to %d", version, res.Case.Version)
+	}
+}

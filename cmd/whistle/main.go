@@ -28,6 +28,12 @@ Everyone involved, and auditors:
   case CASE [--as-of RFC3339]     the case's current state
   history CASE                    every event, and whether the hash chain is whole (checked here)
   directory                       streets, communities, departments, units, categories
+  cases [--status --street --community --assignee --category --urgency --overdue --limit --cursor] [--all] [--json]
+                                  the case board, as far as you may see it
+  stats [--group-by G] [--from F] [--to T] [--as-of RFC3339] [--json]
+                                  the figures as a table (--as-of: auditors)
+Auditors:
+  replay [--quiet]                rebuild every read model from the log and compare with the live ones
 
 Environment: WHISTLE_URL (default http://127.0.0.1:8080), WHISTLE_TOKEN (your bearer token).
 `

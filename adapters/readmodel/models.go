@@ -1,0 +1,192 @@
+// Package readmodel runs whistle's read models (projections.Stats, the
+// figures, and projections.Board, the case list) against the global log: it
+// folds every commit into them, keeps their state durable in a snapshot file,
+// lets a reader wait until its own write shows, and rebuilds them from the
+// log for auditors (as of a time, or up to a position, to compare with the
+// live ones).
+package readmodel
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/domain"
+	"github.com/whistle-gov/whistle/projections"
+)
+
+// ErrBadSnapshot: a snapshot cannot be restored: not one this package
+// wrote, corrupt, or of another format or directory version.
+var ErrBadSnapshot = errors.New("readmodel: bad snapshot")
+
+// Commit is one commit of the global log with its events decoded: what
+// GET /v1/log answers and what the read models fold.
+type Commit struct {
+	Position uint64            `json:"position"`
+	Stream   string            `json:"stream"`
+	Events   []domain.Envelope `json:"events"`
+}
+
+// DecodeCommit decodes a stored commit's envelopes.
+func DecodeCommit(c eventstore.Commit) (Commit, error) {
+	envs, err := casehandler.DecodeEnvelopes(c.Events)
+	if err != nil {
+		return Commit{}, fmt.Errorf("readmodel: commit at position %d: %w", c.Position, err)
+	}
+	return Commit{Position: uint64(c.Position), Stream: c.Stream, Events: envs}, nil
+}
+
+// ReadLog reads up to limit commits after `after` from store, decoded.
+func ReadLog(ctx context.Context, store eventstore.Store, after uint64, limit int) ([]Commit, error) {
+	raw, err := store.ReadAll(ctx, eventstore.Position(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("readmodel: read the log after %d: %w", after, err)
+	}
+	out := make([]Commit, 0, len(raw))
+	for _, c := range raw {
+		dc, err := DecodeCommit(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dc)
+	}
+	return out, nil
+}
+
+// Models is the set of read models folded together from one log.
+type Models struct {
+	Stats     *projections.Stats
+	Board     *projections.Board
+	directory string             // the directory version the state was folded under
+	weights   map[string]float64 // configuration of Stats, not state
+}
+
+// NewModels returns empty read models for dir: the satisfaction rate weighs
+// ratings by its satisfaction_weights, and snapshots carry its version.
+func NewModels(dir *domain.Directory) (*Models, error) {
+	stats, err := projections.NewStats(dir.SatisfactionWeights)
+	if err != nil {
+		return nil, fmt.Errorf("readmodel: directory %s: %w", dir.Version, err)
+	}
+	return &Models{Stats: stats, Board: projections.NewBoard(), directory: dir.Version, weights: dir.SatisfactionWeights}, nil
+}
+
+// ApplyCommit folds one commit into every model. A model that refuses the
+// commit keeps its state and position (see the projections package); the
+// others still apply it. The error names the models that refused.
+func (m *Models) ApplyCommit(c Commit) error {
+	return errors.Join(
+		wrapModel("stats", m.Stats.ApplyCommit(c.Position, c.Events)),
+		wrapModel("board", m.Board.ApplyCommit(c.Position, c.Events)),
+	)
+}
+
+func wrapModel(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// Position is the log position every model has reached.
+func (m *Models) Position() uint64 { return min(m.Stats.Position(), m.Board.Position()) }
+
+// Diff lists every difference between m (the live models) and replay.
+func (m *Models) Diff(replay *Models) []string {
+	var out []string
+	if m.directory != replay.directory {
+		out = append(out, fmt.Sprintf("directory version: live %q, replay %q", m.directory, replay.directory))
+	}
+	out = append(out, projections.Diff(m.Stats, replay.Stats)...)
+	return append(out, projections.Diff(m.Board, replay.Board)...)
+}
+
+// snapshotFormat names the encoding of Marshal; another one is refused.
+const snapshotFormat = "whistle-readmodels/1"
+
+// snapshot is what Marshal writes. Each model's own snapshot carries the
+// position it describes; Position repeats their minimum for readers. SHA256
+// covers the directory version and both models' bytes, so that a torn or
+// altered file is refused rather than half restored.
+type snapshot struct {
+	Format    string          `json:"format"`
+	Directory string          `json:"directory"`
+	Position  uint64          `json:"position"`
+	TakenAt   time.Time       `json:"taken_at"`
+	SHA256    string          `json:"sha256"`
+	Stats     json.RawMessage `json:"stats"`
+	Board     json.RawMessage `json:"board"`
+}
+
+func checksum(directory string, stats, board []byte) string {
+	h := sha256.New()
+	h.Write([]byte(directory))
+	h.Write([]byte{0})
+	h.Write(stats)
+	h.Write([]byte{0})
+	h.Write(board)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Marshal encodes every model. The caller must hold the models still (no
+// commit applied meanwhile) for the models to describe one position.
+func (m *Models) Marshal(now time.Time) ([]byte, uint64, error) {
+	stats, err := m.Stats.MarshalBinary()
+	if err != nil {
+		return nil, 0, fmt.Errorf("readmodel: encode stats: %w", err)
+	}
+	board, err := m.Board.MarshalBinary()
+	if err != nil {
+		return nil, 0, fmt.Errorf("readmodel: encode board: %w", err)
+	}
+	pos := m.Position()
+	b, err := json.Marshal(snapshot{
+		Format: snapshotFormat, Directory: m.directory, Position: pos, TakenAt: now.UTC(),
+		SHA256: checksum(m.directory, stats, board), Stats: stats, Board: board,
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("readmodel: encode snapshot: %w", err)
+	}
+	return b, pos, nil
+}
+
+// Unmarshal replaces every model with a snapshot written by Marshal, and
+// returns the position it describes. It replaces the models themselves, so
+// call it before handing them to readers. A snapshot of another format or
+// directory version, or one that does not check out, is refused with
+// ErrBadSnapshot and changes nothing.
+func (m *Models) Unmarshal(data []byte) (uint64, error) {
+	var snap snapshot
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&snap); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	switch {
+	case snap.Format != snapshotFormat:
+		return 0, fmt.Errorf("%w: format %q, want %q", ErrBadSnapshot, snap.Format, snapshotFormat)
+	case snap.Directory != m.directory:
+		return 0, fmt.Errorf("%w: folded under directory version %q, this is %q", ErrBadSnapshot, snap.Directory, m.directory)
+	case snap.SHA256 != checksum(snap.Directory, snap.Stats, snap.Board):
+		return 0, fmt.Errorf("%w: checksum does not match the content", ErrBadSnapshot)
+	}
+	stats, err := projections.NewStats(m.weights)
+	if err != nil {
+		return 0, err
+	}
+	board := projections.NewBoard()
+	if err := stats.UnmarshalBinary(snap.Stats); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	if err := board.UnmarshalBinary(snap.Board); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	m.Stats, m.Board = stats, board
+	return m.Position(), nil
+}

@@ -1,0 +1,317 @@
+package readmodel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/domain"
+	"github.com/whistle-gov/whistle/projections"
+	"go.uber.org/zap"
+)
+
+// SnapshotFile is the name of the snapshot in Config.Dir.
+const SnapshotFile = "snapshot.json"
+
+// Config wires a Runner.
+type Config struct {
+	Store     eventstore.Store
+	Directory *domain.Directory
+	// Dir is the folder of the snapshot file (whistled: <data>/readmodels).
+	//
+	// The snapshot is a local file rather than a NATS KV entry or stream:
+	// it is derived state, rebuildable from the log, so it needs no
+	// replication; it is several megabytes for a year of cases, over
+	// JetStream's default message size; it is written with one fsync and a
+	// rename; and each whistled folds the log itself, so two instances
+	// sharing a NATS cluster (or EventStoreDB, with no NATS storage at all)
+	// must not overwrite each other's state.
+	Dir string
+	Log *zap.Logger
+	// SnapshotEvery is how often the state is saved while it changes
+	// (default 10 s); it is also saved when Run ends.
+	SnapshotEvery time.Duration
+}
+
+// Runner keeps the read models in step with the global log. It is safe for
+// concurrent use: Run applies commits while requests read the models.
+type Runner struct {
+	cfg  Config
+	log  *zap.Logger
+	path string
+
+	// applyMu is held while a commit is folded and while the models are
+	// encoded, so that an encoding describes one position.
+	applyMu sync.Mutex
+	models  *Models
+
+	mu      sync.RWMutex
+	pos     uint64        // the last commit handled (applied, or refused and logged)
+	changed chan struct{} // closed when pos moves
+
+	saveMu sync.Mutex // one writer of the snapshot file at a time
+	saved  uint64     // the position of the snapshot on disk
+}
+
+// Open restores the read models from the snapshot in cfg.Dir, or starts
+// them empty when there is none. A snapshot that cannot be used (corrupt, of
+// another format or directory version, or ahead of the log: a log that was
+// replaced) is logged, moved aside and ignored: the models are rebuilt from
+// position zero.
+func Open(ctx context.Context, cfg Config) (*Runner, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("readmodel: Config.Store is nil")
+	case cfg.Directory == nil:
+		return nil, errors.New("readmodel: Config.Directory is nil")
+	case cfg.Dir == "":
+		return nil, errors.New("readmodel: Config.Dir is empty")
+	}
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	if cfg.SnapshotEvery <= 0 {
+		cfg.SnapshotEvery = 10 * time.Second
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("readmodel: snapshot folder: %w", err)
+	}
+	r := &Runner{cfg: cfg, log: cfg.Log, path: filepath.Join(cfg.Dir, SnapshotFile), changed: make(chan struct{})}
+	// Temporary files of a save cut short by a crash; the snapshot they were
+	// to replace is still whole.
+	if leftovers, err := filepath.Glob(r.path + ".tmp-*"); err == nil {
+		for _, f := range leftovers {
+			_ = os.Remove(f)
+		}
+	}
+	models, err := NewModels(cfg.Directory)
+	if err != nil {
+		return nil, err
+	}
+	r.models = models
+	if err := r.restore(ctx); err != nil {
+		return nil, err
+	}
+	r.pos, r.saved = r.models.Position(), r.models.Position()
+	return r, nil
+}
+
+func (r *Runner) restore(ctx context.Context) error {
+	data, err := os.ReadFile(r.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		r.log.Info("no read model snapshot: folding the log from the start", zap.String("path", r.path))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("readmodel: read snapshot: %w", err)
+	}
+	restored, err := NewModels(r.cfg.Directory)
+	if err != nil {
+		return err
+	}
+	pos, err := restored.Unmarshal(data)
+	if err == nil {
+		head, herr := r.cfg.Store.Head(ctx)
+		if herr != nil {
+			return fmt.Errorf("readmodel: log head: %w", herr)
+		}
+		if pos > uint64(head) {
+			err = fmt.Errorf("%w: it describes log position %d, the log ends at %d (another log?)", ErrBadSnapshot, pos, head)
+		}
+	}
+	if err != nil {
+		bad := r.path + ".bad"
+		r.log.Warn("read model snapshot unusable: moved aside; folding the log from the start",
+			zap.String("path", r.path), zap.String("moved_to", bad), zap.Error(err))
+		if rerr := os.Rename(r.path, bad); rerr != nil {
+			return fmt.Errorf("readmodel: move the unusable snapshot aside: %w", rerr)
+		}
+		return nil
+	}
+	r.models = restored
+	r.log.Info("read models restored from snapshot", zap.Uint64("position", pos), zap.Int("cases", restored.Board.Len()))
+	return nil
+}
+
+// Stats returns the live figures.
+func (r *Runner) Stats() *projections.Stats { return r.models.Stats }
+
+// Board returns the live case list.
+func (r *Runner) Board() *projections.Board { return r.models.Board }
+
+// Position returns the last log position handled: every commit at or before
+// it is in the models (or was refused by them, and logged).
+func (r *Runner) Position() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.pos
+}
+
+// WaitFor waits until the models have handled log position pos, or ctx is
+// done.
+func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
+	for {
+		r.mu.RLock()
+		reached, changed := r.pos >= pos, r.changed
+		r.mu.RUnlock()
+		if reached {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("readmodel: at log position %d, waiting for %d: %w", r.Position(), pos, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// Run follows the log from the models' position until ctx is done, saving
+// a snapshot every SnapshotEvery while they change and once more at the
+// end. It returns ctx.Err(). A failed subscription is resumed after a pause.
+func (r *Runner) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(r.cfg.SnapshotEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				r.saveAndLog()
+			}
+		}
+	}()
+	for {
+		err := r.cfg.Store.Subscribe(ctx, eventstore.Position(r.Position()), r.handle)
+		if ctx.Err() != nil {
+			break
+		}
+		r.log.Warn("read models: log subscription ended; resuming", zap.Uint64("position", r.Position()), zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	wg.Wait()
+	r.saveAndLog()
+	return ctx.Err()
+}
+
+// handle folds one commit. A commit the models cannot take (undecodable, or
+// refused as impossible) is logged and passed over: stopping would freeze
+// every figure behind one bad event, and the auditors' replay shows the
+// same refusal.
+func (r *Runner) handle(c eventstore.Commit) error {
+	dc, err := DecodeCommit(c)
+	if err == nil {
+		r.applyMu.Lock()
+		err = r.models.ApplyCommit(dc)
+		r.applyMu.Unlock()
+	}
+	if err != nil {
+		fields := []zap.Field{zap.Uint64("position", uint64(c.Position)), zap.String("stream", c.Stream), zap.Error(err)}
+		if len(dc.Events) > 0 {
+			fields = append(fields, zap.String("case_id", dc.Events[0].CaseID), zap.String("command_id", dc.Events[0].CorrelationID))
+		}
+		r.log.Error("read models refused a commit; passed over", fields...)
+	}
+	r.mu.Lock()
+	r.pos = uint64(c.Position)
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	return nil
+}
+
+// Snapshot encodes the live models as they stand, with the position they
+// describe: what the snapshot file holds, and what an auditor compares a
+// replay with.
+func (r *Runner) Snapshot() ([]byte, uint64, error) {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	return r.models.Marshal(time.Now())
+}
+
+// Save writes the snapshot file when the models have moved since the last
+// one. The file is replaced atomically (temporary file, fsync, rename, fsync
+// of the folder), and the position inside it is the one its state was
+// encoded at, never later, so a crash at any point leaves a snapshot whose
+// state and position agree: the log is resumed right after it, and no
+// commit is counted twice.
+func (r *Runner) Save() error {
+	r.saveMu.Lock()
+	defer r.saveMu.Unlock()
+	r.applyMu.Lock()
+	if r.models.Position() == r.saved {
+		r.applyMu.Unlock()
+		return nil
+	}
+	data, pos, err := r.models.Marshal(time.Now())
+	r.applyMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(r.path, data); err != nil {
+		return fmt.Errorf("readmodel: save snapshot: %w", err)
+	}
+	r.saved = pos
+	r.log.Debug("read model snapshot saved", zap.Uint64("position", pos), zap.Int("bytes", len(data)))
+	return nil
+}
+
+func (r *Runner) saveAndLog() {
+	if err := r.Save(); err != nil {
+		// The models go on; the next save tries again, and a restart folds
+		// the log from the last snapshot that was saved.
+		r.log.Error("read model snapshot not saved", zap.Error(err))
+	}
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	// Sync the folder so that the rename, not only the data, is on disk
+	// before the saved position is relied on.
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

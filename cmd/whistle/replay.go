@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/whistle-gov/whistle/adapters/readmodel"
+	"github.com/whistle-gov/whistle/domain"
+)
+
+// whistle replay (auditors): rebuild every read model from position zero of
+// the log into a fresh copy, here, and compare it with the live read models
+// at the same position; print every difference and fail if there is any.
+func init() {
+	commands["replay"] = replay
+}
+
+func replay(ctx context.Context, c *client, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var dir domain.Directory
+	if err := c.call(ctx, "GET", "/v1/directory", nil, &dir); err != nil {
+		return fmt.Errorf("replay: directory: %w", err)
+	}
+	// The live models first: their position says how far to replay, so that
+	// both sides describe the same log.
+	var raw json.RawMessage
+	if err := c.call(ctx, "GET", "/v1/readmodels/snapshot", nil, &raw); err != nil {
+		return fmt.Errorf("replay: live read models: %w", err)
+	}
+	live, err := readmodel.NewModels(&dir)
+	if err != nil {
+		return err
+	}
+	pos, err := live.Unmarshal(raw)
+	if err != nil {
+		return fmt.Errorf("replay: live read models: %w", err)
+	}
+	fmt.Fprintf(out, "live read models at log position %d; replaying the log from position 0\n", pos)
+
+	bar := newProgressBar(os.Stderr, *quiet)
+	refused := 0
+	read := func(ctx context.Context, after uint64, limit int) ([]readmodel.Commit, error) {
+		var page readmodel.LogAnswer
+		path := fmt.Sprintf("/v1/log?after=%d&limit=%d", after, limit)
+		if err := c.call(ctx, "GET", path, nil, &page); err != nil {
+			return nil, fmt.Errorf("replay: read the log after %d: %w", after, err)
+		}
+		return page.Commits, nil
+	}
+	fresh, err := readmodel.NewModels(&dir)
+	if err != nil {
+		return err
+	}
+	if pos > 0 { // an empty log replays to empty models
+		fresh, err = readmodel.Fold(ctx, &dir, read, readmodel.FoldOptions{
+			UpTo: pos, PageSize: readmodel.MaxLogLimit, Progress: bar.update,
+			Refused: func(cm readmodel.Commit, err error) {
+				refused++
+				bar.note(fmt.Sprintf("a read model refused the commit at position %d: %v", cm.Position, err))
+			},
+		})
+		bar.done()
+		if err != nil {
+			return err
+		}
+	}
+	diffs := live.Diff(fresh)
+	for _, d := range diffs {
+		fmt.Fprintln(out, d)
+	}
+	if refused > 0 {
+		fmt.Fprintf(out, "%d commits refused by a read model (the live models refuse the same ones)\n", refused)
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("replay: %d differences between the live read models and the replay at position %d", len(diffs), pos)
+	}
+	fmt.Fprintf(out, "no differences: the live read models equal a replay of the log up to position %d\n", pos)
+	return nil
+}
+
+// progressBar draws a fold's progress on a terminal (one line, redrawn), or
+// a line every few seconds when the output is not a terminal.
+type progressBar struct {
+	w        io.Writer
+	off      bool
+	terminal bool
+	last     time.Time
+	drawn    bool
+}
+
+func newProgressBar(f *os.File, off bool) *progressBar {
+	b := &progressBar{w: f, off: off}
+	if st, err := f.Stat(); err == nil {
+		b.terminal = st.Mode()&os.ModeCharDevice != 0
+	}
+	return b
+}
+
+func (b *progressBar) update(p readmodel.Progress) {
+	if b.off {
+		return
+	}
+	final := p.Target > 0 && p.Position >= p.Target
+	if !b.terminal && !final && time.Since(b.last) < 2*time.Second {
+		return
+	}
+	b.last = time.Now()
+	line := progressLine(p)
+	if b.terminal {
+		fmt.Fprintf(b.w, "\r%-100s", line)
+		b.drawn = true
+		return
+	}
+	fmt.Fprintln(b.w, line)
+}
+
+// note prints a message without breaking the bar.
+func (b *progressBar) note(msg string) {
+	if b.drawn {
+		fmt.Fprintln(b.w)
+		b.drawn = false
+	}
+	fmt.Fprintln(b.w, "whistle:", msg)
+}
+
+func (b *progressBar) done() {
+	if b.drawn {
+		fmt.Fprintln(b.w)
+		b.drawn = false
+	}
+}
+
+// progressLine: a bar over log positions, events done, events per second
+// and the time left at that rate.
+func progressLine(p readmodel.Progress) string {
+	const width = 30
+	frac := 0.0
+	if p.Target > 0 {
+		frac = min(float64(p.Position)/float64(p.Target), 1)
+	}
+	filled := int(frac * width)
+	bar := strings.Repeat("█", filled) + strings.Repeat("░", width-filled)
+	rate := 0.0
+	if s := p.Elapsed.Seconds(); s > 0 {
+		rate = float64(p.Events) / s
+	}
+	left := "-"
+	if frac > 0 && frac < 1 {
+		left = (time.Duration(float64(p.Elapsed) * (1 - frac) / frac)).Round(time.Second).String()
+	} else if frac >= 1 {
+		left = "0s"
+	}
+	return fmt.Sprintf("replay %s %5.1f%%  %d events  %.0f events/s  %s left", bar, frac*100, p.Events, rate, left)
+}

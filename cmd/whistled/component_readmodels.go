@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/whistle-gov/whistle/adapters/readmodel"
+	"go.uber.org/zap"
+)
+
+// The read models (figures and case list), kept in step with the log and
+// saved under <data>/readmodels, and their routes: GET /v1/cases,
+// GET /v1/stats, and for auditors GET /v1/log and GET /v1/readmodels/snapshot.
+func init() {
+	registerComponent(component{name: "readmodels", order: 20, start: startReadModels})
+}
+
+func startReadModels(ctx context.Context, d *deps) (running, error) {
+	log := d.log.Named("readmodels")
+	runner, err := readmodel.Open(ctx, readmodel.Config{
+		Store: d.store, Directory: d.dir, Dir: filepath.Join(d.opts.data, "readmodels"), Log: log,
+	})
+	if err != nil {
+		return running{}, err
+	}
+	routes, err := readmodel.Routes(readmodel.HTTPConfig{Runner: runner, Store: d.store, Directory: d.dir, Log: log})
+	if err != nil {
+		return running{}, err
+	}
+	startHead, err := d.store.Head(ctx)
+	if err != nil {
+		return running{}, fmt.Errorf("log head: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = runner.Run(runCtx) // saves a last snapshot when it ends
+	}()
+	stop := func() {
+		cancel()
+		wg.Wait()
+	}
+	// Caught up before whistled serves: a list or the figures answered
+	// right after a start show everything acknowledged before it.
+	begin, from := time.Now(), runner.Position()
+	if err := runner.WaitFor(ctx, uint64(startHead)); err != nil {
+		stop()
+		return running{}, err
+	}
+	log.Info("read models caught up", zap.Uint64("from", from), zap.Uint64("log_head", uint64(startHead)),
+		zap.Duration("took", time.Since(begin)))
+	return running{routes: routes, stop: stop}, nil
+}
