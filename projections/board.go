@@ -22,8 +22,11 @@ import (
 // domain.Case's own fold on every case of random logs, so that a change of
 // the domain's rules (closure clearing overdue flags, say) shows at once.
 //
-// Memory: every case is listed, so the Board holds one summary per case ever
-// raised. An open case's summary carries, per assignment, which deadlines it
+// Memory: the Board holds one summary per open case, and per case closed
+// within ClosedRetention of the latest day it has seen; older closed cases
+// leave it (they stay in the log, readable by id, and in the figures), so
+// its size follows the open cases, not the length of history. What leaves
+// depends only on the events, so a replay drops the same cases. An open case's summary carries, per assignment, which deadlines it
 // missed, to keep Overdue right as the case goes on. A closed case keeps only
 // its CaseSummary (ids, title, status, times, version, position and its
 // assignments' assignee, role, status, deadlines and overdue flag); notes,
@@ -41,7 +44,17 @@ type Board struct {
 	order []*boardEntry // by (raised_at, case id) ascending: new cases append
 	strs  interner
 	pos   uint64 // log position reached: every commit at or before it is in
+	// day is the latest UTC day of an event applied; closed cases older
+	// than ClosedRetention before it have left.
+	day int32
+	// retired counts the closed cases that have left the board.
+	retired uint64
 }
+
+// ClosedRetention is how long a closed case stays on the board after it
+// closed, counted in whole days of the events' own times. A constant, not a
+// setting, so that a replay anywhere drops exactly what the live board did.
+const ClosedRetention = 30 * 24 * time.Hour
 
 // CaseSummary is one case as the list shows it: the case shape of DESIGN.md
 // without mediation and rating. Position is the log position of the case's
@@ -186,6 +199,13 @@ func (b *Board) Reached(p uint64) bool {
 	return b.pos >= p
 }
 
+// Retired returns how many closed cases have left the board.
+func (b *Board) Retired() uint64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.retired
+}
+
 // Len returns the number of cases on the board.
 func (b *Board) Len() int {
 	b.mu.RLock()
@@ -206,6 +226,33 @@ func (b *Board) Get(caseID string) (CaseSummary, bool) {
 
 // apply returns the entry the event changed, nil for a redelivery.
 func (b *Board) apply(env domain.Envelope) (*boardEntry, error) {
+	ent, err := b.applyEvent(env)
+	if err == nil {
+		if d := dayOf(env.OccurredAt); d > b.day {
+			b.day = d
+			b.retire()
+		}
+	}
+	return ent, err
+}
+
+// retire drops the cases closed before the retention window of b.day.
+func (b *Board) retire() {
+	cutoff := dayStart(b.day).Add(-ClosedRetention)
+	kept := b.order[:0]
+	for _, ent := range b.order {
+		if ent.sum.ClosedAt != nil && ent.sum.ClosedAt.Before(cutoff) {
+			delete(b.cases, ent.sum.CaseID)
+			b.retired++
+			continue
+		}
+		kept = append(kept, ent)
+	}
+	clear(b.order[len(kept):]) // let the dropped entries go
+	b.order = kept
+}
+
+func (b *Board) applyEvent(env domain.Envelope) (*boardEntry, error) {
 	e, err := decode("board", env)
 	if err != nil {
 		return nil, err
@@ -214,6 +261,9 @@ func (b *Board) apply(env domain.Envelope) (*boardEntry, error) {
 	ent := b.cases[env.CaseID]
 	if ent == nil {
 		raised, ok := e.(domain.WhistleRaised)
+		if _, rated := e.(domain.SatisfactionRated); rated && b.retired > 0 {
+			return nil, nil // a late rating of a case that has left the board
+		}
 		if !ok || env.Version != 0 {
 			return nil, unknownCase("board", env)
 		}

@@ -15,6 +15,10 @@ type boardSnap struct {
 	Format   string          `json:"format"`
 	Position uint64          `json:"position"`
 	Cases    []boardCaseSnap `json:"cases"` // oldest raised first
+	// Day is the latest day seen ("2006-01-02"), Retired the closed cases
+	// that have left; both absent before the first event.
+	Day     string `json:"day,omitempty"`
+	Retired uint64 `json:"retired,omitempty"`
 }
 
 // boardCaseSnap is a summary plus, for an open case, the missed-deadline
@@ -43,14 +47,17 @@ func (b *Board) UnmarshalBinary(data []byte) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.cases, b.order, b.strs, b.pos = fresh.cases, fresh.order, fresh.strs, fresh.pos
+	b.cases, b.order, b.strs, b.pos, b.day, b.retired = fresh.cases, fresh.order, fresh.strs, fresh.pos, fresh.day, fresh.retired
 	return nil
 }
 
 func (b *Board) snapshot() *boardSnap {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	snap := &boardSnap{Format: boardFormat, Position: b.pos, Cases: make([]boardCaseSnap, 0, len(b.order))}
+	snap := &boardSnap{Format: boardFormat, Position: b.pos, Cases: make([]boardCaseSnap, 0, len(b.order)), Retired: b.retired}
+	if b.day != 0 {
+		snap.Day = dayKey(b.day)
+	}
 	for _, ent := range b.order {
 		cs := boardCaseSnap{CaseSummary: ent.sum.clone()}
 		if ent.sum.ClosedAt == nil {
@@ -68,7 +75,14 @@ func (b *Board) restore(snap *boardSnap) error {
 	if snap.Format != boardFormat {
 		return fmt.Errorf("format %q, want %q", snap.Format, boardFormat)
 	}
-	b.pos = snap.Position
+	b.pos, b.retired = snap.Position, snap.Retired
+	if snap.Day != "" {
+		t, err := time.Parse(dayLayout, snap.Day)
+		if err != nil {
+			return fmt.Errorf("day %q: %v", snap.Day, err)
+		}
+		b.day = dayOf(t)
+	}
 	for _, cs := range snap.Cases {
 		s := cs.CaseSummary
 		if s.CaseID == "" || s.Version == 0 {
@@ -130,6 +144,9 @@ func diffBoard(live, replay *Board) []string {
 	add := func(format string, args ...any) { out = append(out, "board "+fmt.Sprintf(format, args...)) }
 	if a.Position != b.Position {
 		add("position: live %d, replay %d", a.Position, b.Position)
+	}
+	if a.Retired != b.Retired {
+		add("closed cases retired: live %d, replay %d", a.Retired, b.Retired)
 	}
 	byID := func(cs []boardCaseSnap) []boardCaseSnap {
 		out := slices.Clone(cs)

@@ -381,3 +381,60 @@ func TestApplyAtEqualsApplyCommit(t *testing.T) {
 		t.Fatalf("a skipped event changed something:\n%s", strings.Join(d, "\n"))
 	}
 }
+
+// TestBoardRetiresOldClosedCases: a closed case leaves the board once it has
+// been closed longer than ClosedRetention; an open case stays however old; a
+// late rating of a retired case is taken quietly; a restart midway and a
+// replay drop exactly the same cases.
+func TestBoardRetiresOldClosedCases(t *testing.T) {
+	w := newWorld(t, 77)
+	closedEarly := w.raise("longqiao", "wanhui", "river-pollution", domain.UrgencyRoutine)
+	w.must(closedEarly, domain.Report{Assignee: "ecology-bureau"}).
+		must(closedEarly, domain.Resolve{Assignee: "ecology-bureau", Note: "sealed"}).
+		must(closedEarly, domain.Verify{Accepted: true})
+	openOld := w.raise("longqiao", "wanhui", "river-pollution", domain.UrgencyRoutine)
+	w.advance(ClosedRetention + 48*time.Hour)
+	closedLate := w.raise("longqiao", "wanhui", "river-pollution", domain.UrgencyRoutine)
+	w.must(closedLate, domain.Report{Assignee: "ecology-bureau"}).
+		must(closedLate, domain.Resolve{Assignee: "ecology-bureau"}).
+		must(closedLate, domain.Verify{Accepted: true})
+	w.must(closedEarly, domain.Rate{Rating: "satisfied"}) // long after it left the board
+
+	b := boardOf(t, w)
+	if _, ok := b.Get(closedEarly); ok {
+		t.Errorf("case closed %s before the latest event is still on the board", ClosedRetention+48*time.Hour)
+	}
+	for _, id := range []string{openOld, closedLate} {
+		if _, ok := b.Get(id); !ok {
+			t.Errorf("case %s left the board; only old closed cases leave", id)
+		}
+	}
+	if b.Len() != 2 || b.Retired() != 1 {
+		t.Errorf("board holds %d cases and retired %d; want 2 and 1", b.Len(), b.Retired())
+	}
+	list, _, err := b.List(ListQuery{Limit: 10})
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list: %d cases, %v; want the 2 on the board", len(list), err)
+	}
+	for cut := range w.commits {
+		first := NewBoard()
+		for _, c := range w.commits[:cut] {
+			if err := first.ApplyCommit(c.pos, c.events); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap, _ := first.MarshalBinary()
+		resumed := NewBoard()
+		if err := resumed.UnmarshalBinary(snap); err != nil {
+			t.Fatalf("cut %d: restore: %v", cut, err)
+		}
+		for _, c := range w.commits[cut:] {
+			if err := resumed.ApplyCommit(c.pos, c.events); err != nil {
+				t.Fatalf("cut %d: %v", cut, err)
+			}
+		}
+		if d := Diff(b, resumed); len(d) > 0 {
+			t.Fatalf("cut %d: restart changed the board:\n%s", cut, strings.Join(d, "\n"))
+		}
+	}
+}
