@@ -1,0 +1,20 @@
+package main
+
+import (
+	"context"
+
+	"github.com/whistle-gov/whistle/adapters/dashboard"
+)
+
+// The web dashboard: GET / (the page), GET /ui/{asset} and GET /v1/me.
+func init() {
+	registerComponent(component{name: "dashboard", order: 90, start: startDashboard})
+}
+
+func startDashboard(_ context.Context, _ *deps) (running, error) {
+	d, err := dashboard.New()
+	if err != nil {
+		return running{}, err
+	}
+	return running{routes: d.Routes}, nil
+}
