@@ -274,3 +274,48 @@ func TestMessagesCarryNoFreeText(t *testing.T) {
 		}
 	}
 }
+
+// TestBacklogGoesOutInAtomicBatches: what the log runs ahead by is written as
+// atomic batches (one fsync each with fsync always), in log order, each
+// message once.
+func TestBacklogGoesOutInAtomicBatches(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	var cases []string
+	for i := 0; i < 12; i++ {
+		c := env.Raise(t, "river-pollution", "routine")
+		env.Do(t, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+		cases = append(cases, c.ID)
+	}
+	startDispatcher(t, env, Config{})
+	msgs := dispatchedAll(t, env, cases...)
+	noDuplicates(t, msgs)
+	if len(msgs) < minAtomicBatch {
+		t.Fatalf("%d messages: the backlog is too small to be batched", len(msgs))
+	}
+	js, err := jetstream.New(env.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(context.Background(), StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batched := 0
+	var lastPos uint64
+	for _, m := range msgs {
+		if m.body.Position < lastPos {
+			t.Fatalf("message %d at log position %d after one at %d", m.seq, m.body.Position, lastPos)
+		}
+		lastPos = m.body.Position
+		raw, err := s.GetMsg(context.Background(), m.seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw.Header.Get("Nats-Batch-Id") != "" {
+			batched++
+		}
+	}
+	if batched < minAtomicBatch {
+		t.Errorf("%d of %d messages came in an atomic batch, want the backlog's", batched, len(msgs))
+	}
+}

@@ -125,6 +125,21 @@ func (q *Queues) Open(assignee string) []QueueItem {
 	return out
 }
 
+// Overdue counts the open assignments past a deadline, for metrics.
+func (q *Queues) Overdue() int {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	n := 0
+	for _, items := range q.items {
+		for _, it := range items {
+			if it.Overdue {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 func cmpTime(a, b *time.Time) int {
 	switch {
 	case a == nil && b == nil:

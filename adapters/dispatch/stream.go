@@ -107,6 +107,9 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 		Replicas:    opts.Replicas,
 		Duplicates:  opts.DuplicateWindow,
 		AllowDirect: true,
+		// The dispatcher writes what the log runs ahead by as atomic
+		// batches, which share one fsync (see publishAtomic).
+		AllowAtomicPublish: true,
 	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {

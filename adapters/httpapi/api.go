@@ -39,6 +39,15 @@ type Config struct {
 	// Extra registers more routes (read models, queues, metrics, dashboard)
 	// on the same mux, with the same authentication helpers.
 	Extra []func(mux *http.ServeMux, api *API)
+	// Observer, when set, is told of every request served.
+	Observer Observer
+}
+
+// Observer is told of every request, for metrics: route is the matched
+// pattern ("GET /v1/cases/{id}", "/" for no route), never the raw path. It
+// must be quick and safe for concurrent use.
+type Observer interface {
+	RequestDone(route string, status int, took time.Duration)
 }
 
 // API serves the HTTP API.
@@ -76,8 +85,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	a.mux.ServeHTTP(rec, r)
 	_, pattern := a.mux.Handler(r)
+	took := time.Since(start)
+	if a.cfg.Observer != nil {
+		a.cfg.Observer.RequestDone(pattern, rec.status, took)
+	}
 	a.cfg.Log.Debug("request", zap.String("method", r.Method), zap.String("route", pattern),
-		zap.Int("status", rec.status), zap.Duration("duration", time.Since(start)))
+		zap.Int("status", rec.status), zap.Duration("duration", took))
 }
 
 // Log returns the API's logger, for routes registered through Extra.

@@ -40,6 +40,9 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 	if err != nil {
 		return running{}, err
 	}
+	d.metrics.DispatchLag(d.metrics.Behind(disp.Published))
+	d.metrics.ProjectionLag("queues", d.metrics.Behind(queues.Position))
+	d.metrics.OverdueAssignments(func() float64 { return float64(queues.Overdue()) })
 	startHead, err := d.store.Head(ctx)
 	if err != nil {
 		return running{}, fmt.Errorf("log head: %w", err)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
 	"go.uber.org/zap"
 )
@@ -26,6 +27,7 @@ func startReadModels(ctx context.Context, d *deps) (running, error) {
 	if err != nil {
 		return running{}, err
 	}
+	d.metrics.ProjectionLag("readmodels", d.metrics.Behind(func() eventstore.Position { return eventstore.Position(runner.Position()) }))
 	routes, err := readmodel.Routes(readmodel.HTTPConfig{Runner: runner, Store: d.store, Directory: d.dir, Log: log})
 	if err != nil {
 		return running{}, err

@@ -10,6 +10,7 @@ import (
 	"github.com/whistle-gov/whistle/adapters/config"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
+	"github.com/whistle-gov/whistle/adapters/metrics"
 	"github.com/whistle-gov/whistle/domain"
 	"go.uber.org/zap"
 )
@@ -23,6 +24,8 @@ type deps struct {
 	bus        *bus
 	handler    *casehandler.Handler
 	principals *config.Principals
+	// metrics: components export their gauges here (lag, overdue work).
+	metrics *metrics.Metrics
 }
 
 // component is one part of whistled beside the command API: a read model, the

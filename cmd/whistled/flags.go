@@ -20,7 +20,11 @@ type options struct {
 	natsListen string
 	replicas   int
 	fsync      string
-	logLevel   string
+	// groupCommit: auto, on or off; see groupCommitOn.
+	groupCommit string
+	// pprof serves /debug/pprof/ on the API address, for profiling.
+	pprof    bool
+	logLevel string
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -36,6 +40,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.natsListen, "nats-listen", "", "host:port on which the embedded NATS server accepts clients (empty: in-process only)")
 	fs.IntVar(&o.replicas, "replicas", 1, "JetStream replicas of whistle's streams and buckets on an external cluster")
 	fs.StringVar(&o.fsync, "fsync", "always", "always: fsync every commit before acknowledging it; interval: the server's periodic sync")
+	fs.StringVar(&o.groupCommit, "group-commit", "auto", "JetStream store: write concurrent commits as atomic batches sharing one fsync: on, off, or auto (on unless the embedded server runs with --fsync interval, where there is no fsync to share)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiles on /debug/pprof/ (no authentication: for a trusted network only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 
 	given := map[string]bool{}
@@ -63,6 +69,15 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	default:
 		return o, fmt.Errorf("--fsync %q: want always or interval", o.fsync)
 	}
+	switch o.groupCommit {
+	case "auto", "on", "off":
+	case "true":
+		o.groupCommit = "on"
+	case "false":
+		o.groupCommit = "off"
+	default:
+		return o, fmt.Errorf("--group-commit %q: want auto, on or off", o.groupCommit)
+	}
 	if o.replicas < 1 || o.replicas > 5 {
 		return o, fmt.Errorf("--replicas %d: want 1 to 5", o.replicas)
 	}
@@ -73,4 +88,14 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		o.principals = filepath.Join(o.data, "principals.json")
 	}
 	return o, nil
+}
+
+// groupCommitOn resolves --group-commit. Group commit shares fsyncs; with
+// the embedded server syncing on an interval there are none to share, and
+// batching then costs about a tenth of the throughput (BENCHMARKS.md).
+func (o options) groupCommitOn() bool {
+	if o.groupCommit == "auto" {
+		return o.fsync == "always" || o.nats != ""
+	}
+	return o.groupCommit == "on"
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/whistle-gov/whistle/adapters/eventstore/esdb"
 	"github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
+	"github.com/whistle-gov/whistle/adapters/metrics"
 	"github.com/whistle-gov/whistle/adapters/natsbus"
 	"github.com/whistle-gov/whistle/domain"
 	"go.uber.org/zap"
@@ -70,7 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer store.Close()
 
 	handler := casehandler.New(store, dir, time.Now, log)
-	deps := &deps{opts: opts, log: log, dir: dir, store: store, bus: bus, handler: handler, principals: principals}
+	mtr := metrics.New(store.Head) // the metrics component wires its hooks (component_metrics.go)
+	deps := &deps{opts: opts, log: log, dir: dir, store: store, bus: bus, handler: handler, principals: principals, metrics: mtr}
 	workCtx, stopWork := context.WithCancel(context.Background())
 	started, err := startComponents(workCtx, deps)
 	// Components end their work before the store and the bus close (deferred earlier).
@@ -93,7 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			return started.ready(ctx)
 		},
-		Extra: started.routes,
+		Extra:    started.routes,
+		Observer: mtr,
 	})
 
 	listener, err := net.Listen("tcp", opts.addr)
@@ -212,7 +215,11 @@ func openStore(ctx context.Context, opts options, nc *nats.Conn, log *zap.Logger
 		// parseOptions); NATS stays the bus.
 		return esdb.Open(ctx, esdb.Config{URL: opts.store, Logger: log})
 	}
-	return jetstream.Open(ctx, nc, jetstream.Config{Replicas: opts.replicas})
+	cfg := jetstream.Config{Replicas: opts.replicas}
+	if !opts.groupCommitOn() {
+		cfg.MaxBatch = 1 // one publish per commit
+	}
+	return jetstream.Open(ctx, nc, cfg)
 }
 
 func storeName(opts options) string {

@@ -38,7 +38,6 @@ package jetstream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -50,18 +49,12 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/whistle-gov/whistle/adapters/eventstore"
-)
-
-// Headers of JetStream's atomic batch publish (nats-server 2.12 and later).
-const (
-	hdrBatchID     = "Nats-Batch-Id"
-	hdrBatchSeq    = "Nats-Batch-Sequence"
-	hdrBatchCommit = "Nats-Batch-Commit"
+	"github.com/whistle-gov/whistle/adapters/natsbus"
 )
 
 // maxServerBatch is nats-server's default limit on the messages of one
 // atomic batch.
-const maxServerBatch = 1000
+const maxServerBatch = natsbus.MaxAtomicBatch
 
 // maxBatchBytes bounds the payload of one atomic batch; a batch is cut
 // before it would exceed it (a single larger commit still goes alone).
@@ -358,47 +351,11 @@ func (c *committer) sendBatch(unit []*pubReq, id string) {
 }
 
 // publishAtomic sends msgs as one atomic batch and returns the stream
-// sequence of the first; the others follow it contiguously. The messages
-// gain the batch headers. Every message but the last is published without
-// waiting; the server answers the last, the commit, once the whole batch is
-// stored (and synced, with fsync always) or refused.
+// sequence of the first; the others follow it contiguously. The server
+// answers once the whole batch is stored (and synced, with fsync always) or
+// refused.
 func (s *Store) publishAtomic(ctx context.Context, id string, msgs []*nats.Msg) (uint64, error) {
-	for i, m := range msgs {
-		m.Header.Set(hdrBatchID, id)
-		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
-		if i < len(msgs)-1 {
-			m.Header.Del(hdrBatchCommit)
-			if err := s.nc.PublishMsg(m); err != nil {
-				return 0, err
-			}
-		}
-	}
-	last := msgs[len(msgs)-1]
-	last.Header.Set(hdrBatchCommit, "1")
-	resp, err := s.nc.RequestMsgWithContext(ctx, last)
-	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) {
-			return 0, natsjs.ErrNoStreamResponse
-		}
-		return 0, err
-	}
-	var ack struct {
-		Error  *natsjs.APIError `json:"error"`
-		Stream string           `json:"stream"`
-		Seq    uint64           `json:"seq"`
-		Batch  string           `json:"batch"`
-		Count  int              `json:"count"`
-	}
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
-		return 0, fmt.Errorf("batch %s: %w", id, natsjs.ErrInvalidJSAck)
-	}
-	if ack.Error != nil {
-		return 0, fmt.Errorf("batch %s: %w", id, ack.Error)
-	}
-	if ack.Stream != s.cfg.StreamName || ack.Batch != id || ack.Count != len(msgs) || ack.Seq < uint64(len(msgs)) {
-		return 0, fmt.Errorf("batch %s of %d: acknowledged as batch %q of %d at %d in %q: %w", id, len(msgs), ack.Batch, ack.Count, ack.Seq, ack.Stream, natsjs.ErrInvalidJSAck)
-	}
-	return ack.Seq - uint64(len(msgs)) + 1, nil
+	return natsbus.PublishAtomic(ctx, s.nc, s.cfg.StreamName, id, msgs)
 }
 
 // streamLocks serialises the appends of one Store to one event stream, so

@@ -5,7 +5,7 @@
 // before group commit); many async publishes in flight at once; and atomic
 // batches of commits. It answers the question group commit rests on: which
 // of these shares an fsync among several commits. The figures are in
-// BENCHMARKS.md ("Choosing the group commit").
+// BENCHMARKS.md ("Group commit").
 //
 //	go run ./scripts/bench/probe -fsync always -size 1200 -duration 5s
 package main

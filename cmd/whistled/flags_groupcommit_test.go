@@ -1,0 +1,35 @@
+package main
+
+import (
+	"io"
+	"testing"
+)
+
+// TestGroupCommitFlag: auto turns group commit on where it shares fsyncs
+// (fsync always, or an external NATS) and off on an embedded server that
+// syncs on an interval; on and off (and true and false) choose.
+func TestGroupCommitFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--fsync", "interval"}, false},
+		{[]string{"--fsync", "interval", "--nats", "nats://127.0.0.1:4222"}, true},
+		{[]string{"--group-commit", "off"}, false},
+		{[]string{"--group-commit=false"}, false},
+		{[]string{"--fsync", "interval", "--group-commit", "on"}, true},
+		{[]string{"--fsync", "interval", "--group-commit=true"}, true},
+	} {
+		o, err := parseOptions(tc.args, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if got := o.groupCommitOn(); got != tc.want {
+			t.Errorf("%q: group commit %v, want %v", tc.args, got, tc.want)
+		}
+	}
+	if _, err := parseOptions([]string{"--group-commit", "sometimes"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("--group-commit sometimes accepted")
+	}
+}
