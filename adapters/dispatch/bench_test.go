@@ -34,7 +34,7 @@ func BenchmarkRaiseToDispatch(b *testing.B) {
 	}{{"sequential/fsync", 1, true}, {"concurrent/fsync", 8, true}, {"sequential/nofsync", 1, false}, {"concurrent/nofsync", 8, false}} {
 		b.Run(bc.name, func(b *testing.B) {
 			env := testenv.Start(b, testenv.Options{SyncAlways: bc.fsync})
-			d, err := New(b.Context(), Config{Store: env.Store, Conn: env.Conn, Instance: "bench"})
+			d, err := New(b.Context(), Config{Store: env.Store, Conn: env.Conn, Instance: "bench", AtomicBatches: bc.fsync}) // as whistled: batches where fsyncs are shared
 			if err != nil {
 				b.Fatal(err)
 			}

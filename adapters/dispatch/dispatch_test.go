@@ -286,7 +286,7 @@ func TestBacklogGoesOutInAtomicBatches(t *testing.T) {
 		env.Do(t, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
 		cases = append(cases, c.ID)
 	}
-	startDispatcher(t, env, Config{})
+	startDispatcher(t, env, Config{AtomicBatches: true})
 	msgs := dispatchedAll(t, env, cases...)
 	noDuplicates(t, msgs)
 	if len(msgs) < minAtomicBatch {

@@ -3,10 +3,12 @@ package dispatch
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
+	"unique"
 
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/logfold"
@@ -38,36 +40,99 @@ type QueueItem struct {
 	Version uint64 `json:"version"`
 }
 
+// DefaultQueueTrackedCases bounds the full case states the queue view keeps
+// to fold events into. The view keeps a compact item per open assignment for
+// every case (queued, caseHead); the full state is needed only to fold the
+// next event, and most events of a case come within seconds of its raise.
+// A case forgotten is read again from its stream at its next event.
+const DefaultQueueTrackedCases = 4096
+
+// maxQueueBatch bounds the commits folded under one acquisition of the
+// view's lock.
+const maxQueueBatch = 512
+
 // Queues is the in-memory fold of the log that holds every assignee's open
-// assignments. It holds the state of a case only while one of its
-// assignments is open, so its size follows the open work, not the log. It is
-// rebuilt from the log at each start (Run), and is safe for concurrent use:
-// one follower applying commits while requests read.
+// assignments. It keeps, per open assignment, only what a queue shows
+// (queued, and a caseHead shared by the case's items), and the full state of
+// at most DefaultQueueTrackedCases cases to fold events into; its size
+// follows the open work, not the log. It is rebuilt from the log at each
+// start (Run), and is safe for concurrent use: one follower applying commits
+// while requests read.
 type Queues struct {
 	store   eventstore.Store
 	log     *zap.Logger
 	tracker *logfold.Tracker // owned by the applying goroutine
 
+	// Written only by the applying goroutine, under mu; it reads them
+	// without the lock.
 	mu      sync.RWMutex
-	items   map[string]map[string]QueueItem // assignee → case id → item
+	items   map[string]map[string]queued // assignee → case id → item
+	open    map[string]*caseHead         // case id → its head, while an assignment is open
 	pos     eventstore.Position
 	changed chan struct{} // closed when pos moves
 }
 
+// caseHead is what a queue item shows of its case, shared by the case's
+// items.
+type caseHead struct {
+	street, community, category, title string
+	kind                               domain.Kind
+	urgency                            domain.Urgency
+	status                             domain.Status
+	version                            uint64
+}
+
+// queued is one open assignment in its assignee's queue.
+type queued struct {
+	head                            *caseHead
+	role                            domain.Role
+	status                          domain.AssignmentStatus
+	reportBy, resolveBy, reportedAt time.Time // zero: none
+	overdue                         bool
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func timeVal(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func (it queued) item(caseID, assignee string) QueueItem {
+	h := it.head
+	return QueueItem{
+		CaseID: caseID, Assignee: assignee, Role: it.role, Status: it.status,
+		ReportBy: timePtr(it.reportBy), ResolveBy: timePtr(it.resolveBy), ReportedAt: timePtr(it.reportedAt), Overdue: it.overdue,
+		Street: h.street, Community: h.community, Category: h.category, Kind: h.kind,
+		Urgency: h.urgency, Title: h.title, CaseStatus: h.status, Version: h.version,
+	}
+}
+
 // NewQueues returns an empty queue view over store's log.
 func NewQueues(store eventstore.Store, log *zap.Logger) *Queues {
+	return newQueues(store, log, DefaultQueueTrackedCases)
+}
+
+func newQueues(store eventstore.Store, log *zap.Logger, tracked int) *Queues {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Queues{store: store, log: log, tracker: logfold.NewTracker(store, 0),
-		items: map[string]map[string]QueueItem{}, changed: make(chan struct{})}
+	return &Queues{store: store, log: log, tracker: logfold.NewTracker(store, tracked),
+		items: map[string]map[string]queued{}, open: map[string]*caseHead{}, changed: make(chan struct{})}
 }
 
 // Run follows the log from where the view stands until ctx is done, and
 // returns ctx.Err(). A failed subscription is resumed after a pause.
 func (q *Queues) Run(ctx context.Context) error {
 	for {
-		err := q.store.Subscribe(ctx, q.Position(), func(c eventstore.Commit) error { return q.Apply(ctx, c) })
+		err := q.follow(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -76,6 +141,57 @@ func (q *Queues) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// follow subscribes to the log and folds what has arrived in batches: when
+// the log runs ahead, many commits are applied under one lock acquisition
+// and readers are woken once.
+func (q *Queues) follow(ctx context.Context) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	commits := make(chan eventstore.Commit, maxQueueBatch)
+	subDone := make(chan error, 1)
+	from := q.Position()
+	go func() {
+		subDone <- q.store.Subscribe(sctx, from, func(c eventstore.Commit) error {
+			select {
+			case commits <- c:
+				return nil
+			case <-sctx.Done():
+				return sctx.Err()
+			}
+		})
+	}()
+	stop := func(err error) error {
+		cancel()
+		<-subDone
+		return err
+	}
+	for {
+		select {
+		case c := <-commits:
+			batch := []eventstore.Commit{c}
+		drain:
+			for len(batch) < maxQueueBatch {
+				select {
+				case c = <-commits:
+					batch = append(batch, c)
+				default:
+					break drain
+				}
+			}
+			if err := q.ApplyBatch(ctx, batch); err != nil {
+				return stop(err)
+			}
+		case err := <-subDone:
+			if err == nil {
+				err = errors.New("subscription ended")
+			}
+			return err
+		case <-ctx.Done():
+			return stop(ctx.Err())
 		}
 	}
 }
@@ -109,8 +225,8 @@ func (q *Queues) WaitFor(ctx context.Context, pos eventstore.Position) error {
 func (q *Queues) Open(assignee string) []QueueItem {
 	q.mu.RLock()
 	out := make([]QueueItem, 0, len(q.items[assignee]))
-	for _, it := range q.items[assignee] {
-		out = append(out, it)
+	for id, it := range q.items[assignee] {
+		out = append(out, it.item(id, assignee))
 	}
 	q.mu.RUnlock()
 	slices.SortFunc(out, func(a, b QueueItem) int {
@@ -132,7 +248,7 @@ func (q *Queues) Overdue() int {
 	n := 0
 	for _, items := range q.items {
 		for _, it := range items {
-			if it.Overdue {
+			if it.overdue {
 				n++
 			}
 		}
@@ -166,23 +282,69 @@ func opensWork(eventType string) bool {
 // position reached is skipped, so a redelivery changes nothing. Apply is
 // called from one goroutine at a time.
 func (q *Queues) Apply(ctx context.Context, c eventstore.Commit) error {
-	if c.Position <= q.Position() {
-		return nil
-	}
-	if err := logfold.Fold(ctx, q.tracker, c, q.applySteps); err != nil {
-		return err
-	}
-	q.mu.Lock()
-	q.pos = c.Position
-	close(q.changed)
-	q.changed = make(chan struct{})
-	q.mu.Unlock()
-	return nil
+	return q.ApplyBatch(ctx, []eventstore.Commit{c})
 }
 
-func (q *Queues) applySteps(ctx context.Context, steps []logfold.Step) error {
+// caseChange is what one event did to a case's items: the assignees of the
+// case, and those of them with an open assignment (head nil: none open).
+type caseChange struct {
+	caseID    string
+	head      *caseHead
+	assignees []string
+	open      map[string]queued
+}
+
+// ApplyBatch folds commits of the log, in log order, into the view. The
+// cases are folded outside the lock (a forgotten case is read from its
+// stream); their changes are then applied and the position moved under one
+// acquisition of the lock, and readers waiting for a position are woken
+// once. Commits at or below the position reached are skipped. When a commit
+// fails, those before it are applied and the error returned. It is called
+// from one goroutine at a time.
+func (q *Queues) ApplyBatch(ctx context.Context, batch []eventstore.Commit) error {
+	from := q.Position()
+	reached := from
+	var changes []caseChange
+	staged := map[string]bool{} // case id → open, as changes of this batch leave it
+	var err error
+	for _, c := range batch {
+		if c.Position <= reached {
+			continue
+		}
+		var mine []caseChange
+		err = logfold.Fold(ctx, q.tracker, c, func(ctx context.Context, steps []logfold.Step) error {
+			mine = mine[:0]
+			return q.plan(ctx, steps, staged, &mine)
+		})
+		if err != nil {
+			break
+		}
+		for _, ch := range mine {
+			staged[ch.caseID] = ch.head != nil
+		}
+		changes = append(changes, mine...)
+		reached = c.Position
+	}
+	if reached > from {
+		q.mu.Lock()
+		for _, ch := range changes {
+			q.put(ch)
+		}
+		q.pos = reached
+		close(q.changed)
+		q.changed = make(chan struct{})
+		q.mu.Unlock()
+	}
+	return err
+}
+
+// plan folds a commit's steps and appends their changes to out. staged
+// tells which cases the batch's earlier commits left open.
+func (q *Queues) plan(ctx context.Context, steps []logfold.Step, staged map[string]bool, out *[]caseChange) error {
+	local := map[string]bool{} // as this commit's earlier steps left them
 	for _, s := range steps {
-		if _, held := q.tracker.Held(s.Env.CaseID); !held && !opensWork(s.Env.Type) {
+		id := s.Env.CaseID
+		if _, held := q.tracker.Held(id); !held && !opensWork(s.Env.Type) && !q.isOpen(id, staged, local) {
 			continue // a case with nothing open stays so, whatever this event is
 		}
 		c, fresh, err := q.tracker.Before(ctx, s.Env)
@@ -193,47 +355,84 @@ func (q *Queues) applySteps(ctx context.Context, steps []logfold.Step) error {
 			continue
 		}
 		c.Apply(s.Env, s.Event)
-		if !q.refresh(c) {
-			q.tracker.Forget(c.ID)
+		ch := changeOf(c)
+		local[id] = ch.head != nil
+		*out = append(*out, ch)
+	}
+	// A case with nothing open is forgotten once the commit is folded, not
+	// between its events: a raise opens its assignments only after its
+	// WhistleRaised, and forgetting in between would read the case again.
+	for id, open := range local {
+		if !open {
+			q.tracker.Forget(id)
 		}
 	}
 	return nil
 }
 
-// refresh puts the case's open assignments in their assignees' queues and
-// takes the others out; it tells whether any is open.
-func (q *Queues) refresh(c *domain.Case) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	anyOpen := false
-	for _, id := range latestAssignees(c) {
+// isOpen tells whether a case has an open assignment, as the view stands
+// with the changes not yet applied. Applying goroutine only.
+func (q *Queues) isOpen(caseID string, staged, local map[string]bool) bool {
+	if v, ok := local[caseID]; ok {
+		return v
+	}
+	if v, ok := staged[caseID]; ok {
+		return v
+	}
+	return q.open[caseID] != nil
+}
+
+// changeOf computes the items of a case as it now stands.
+func changeOf(c *domain.Case) caseChange {
+	ch := caseChange{caseID: c.ID, assignees: latestAssignees(c)}
+	var head *caseHead
+	for _, id := range ch.assignees {
 		a := c.Assignment(id)
-		open := c.Status != domain.StatusClosed && (a.Status == domain.Assigned || a.Status == domain.Reported)
+		if c.Status == domain.StatusClosed || (a.Status != domain.Assigned && a.Status != domain.Reported) {
+			continue
+		}
+		if head == nil {
+			head = &caseHead{street: intern(c.Street), community: intern(c.Community), category: intern(c.Category), title: c.Title,
+				kind: domain.Kind(intern(string(c.Kind))), urgency: domain.Urgency(intern(string(c.Urgency))),
+				status: domain.Status(intern(string(c.Status))), version: c.Version - 1}
+			ch.open = map[string]queued{}
+		}
+		ch.open[id] = queued{head: head, role: domain.Role(intern(string(a.Role))), status: domain.AssignmentStatus(intern(string(a.Status))),
+			reportBy: timeVal(a.ReportBy), resolveBy: timeVal(a.ResolveBy), reportedAt: timeVal(a.ReportedAt), overdue: a.Overdue}
+	}
+	ch.head = head
+	return ch
+}
+
+// intern returns the canonical copy of a string of few values (streets,
+// categories, statuses), so that items share it rather than keep the copy
+// each decoded event made.
+func intern(s string) string { return unique.Make(s).Value() }
+
+// put applies a change: the case's open assignments go in their assignees'
+// queues, the others out. Lock held.
+func (q *Queues) put(ch caseChange) {
+	for _, id := range ch.assignees {
+		it, open := ch.open[id]
 		if !open {
 			if m := q.items[id]; m != nil {
-				delete(m, c.ID)
+				delete(m, ch.caseID)
 				if len(m) == 0 {
 					delete(q.items, id)
 				}
 			}
 			continue
 		}
-		anyOpen = true
 		m := q.items[id]
 		if m == nil {
-			m = map[string]QueueItem{}
+			m = map[string]queued{}
 			q.items[id] = m
 		}
-		m[c.ID] = itemOf(c, a)
+		m[ch.caseID] = it
 	}
-	return anyOpen
-}
-
-func itemOf(c *domain.Case, a *domain.Assignment) QueueItem {
-	return QueueItem{
-		CaseID: c.ID, Assignee: a.Assignee, Role: a.Role, Status: a.Status,
-		ReportBy: a.ReportBy, ResolveBy: a.ResolveBy, ReportedAt: a.ReportedAt, Overdue: a.Overdue,
-		Street: c.Street, Community: c.Community, Category: c.Category, Kind: c.Kind,
-		Urgency: c.Urgency, Title: c.Title, CaseStatus: c.Status, Version: c.Version - 1,
+	if ch.head == nil {
+		delete(q.open, ch.caseID)
+	} else {
+		q.open[ch.caseID] = ch.head
 	}
 }

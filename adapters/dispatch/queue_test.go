@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
 )
@@ -17,7 +19,11 @@ import (
 // runQueues follows env's log with a fresh view until the test ends.
 func runQueues(t *testing.T, env *testenv.Env) *Queues {
 	t.Helper()
-	q := NewQueues(env.Store, nil)
+	return runQueuesOf(t, NewQueues(env.Store, nil))
+}
+
+func runQueuesOf(t *testing.T, q *Queues) *Queues {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -147,11 +153,12 @@ func TestQueuesReadCasesTheyForgot(t *testing.T) {
 func TestQueueOrderPutsOverdueFirst(t *testing.T) {
 	at := func(m int) *time.Time { t := time.Date(2026, 1, 1, 0, m, 0, 0, time.UTC); return &t }
 	q := NewQueues(nil, nil)
-	q.items["x"] = map[string]QueueItem{
-		"a": {CaseID: "a", ReportBy: at(5)},
-		"b": {CaseID: "b", ReportBy: at(9), Overdue: true},
-		"c": {CaseID: "c", ReportBy: at(1)},
-		"d": {CaseID: "d"},
+	h := &caseHead{}
+	q.items["x"] = map[string]queued{
+		"a": {head: h, reportBy: *at(5)},
+		"b": {head: h, reportBy: *at(9), overdue: true},
+		"c": {head: h, reportBy: *at(1)},
+		"d": {head: h},
 	}
 	var got []string
 	for _, it := range q.Open("x") {
@@ -159,5 +166,123 @@ func TestQueueOrderPutsOverdueFirst(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[b c a d]" {
 		t.Fatalf("order %v, want [b c a d]", got)
+	}
+}
+
+// A view that holds the full state of only a few cases still follows every
+// open case: an event of a case it forgot is folded into the case read again
+// from its stream, and the queues agree with a view that forgets nothing.
+func TestQueuesBoundedTrackerAgrees(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	small := runQueuesOf(t, newQueues(env.Store, nil, 2))
+	full := runQueuesOf(t, newQueues(env.Store, nil, 0))
+	var cases []string
+	for range 8 {
+		cases = append(cases, env.Raise(t, "river-pollution", "urgent").ID)
+	}
+	caughtUp(t, env, small)
+	if n := small.tracker.Len(); n > 2 {
+		t.Fatalf("the bounded view holds %d cases, want at most 2", n)
+	}
+	// The oldest cases were forgotten; their events still count.
+	for i, c := range cases {
+		env.Do(t, c, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+		if i%2 == 0 {
+			env.Do(t, c, testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau"})
+		}
+	}
+	env.Do(t, cases[0], testenv.Street, domain.Verify{Accepted: true})
+	env.Do(t, cases[2], testenv.Street, domain.Verify{Accepted: false})
+	caughtUp(t, env, small)
+	caughtUp(t, env, full)
+	want := map[string]string{}
+	for i, c := range cases {
+		switch {
+		case i == 2 || i%2 == 1:
+			want[c] = "lead reported"
+		}
+	}
+	expectQueue(t, small, "ecology-bureau", want)
+	for _, a := range []string{"ecology-bureau", "water-bureau"} {
+		got, wantAll := small.Open(a), full.Open(a)
+		if !reflect.DeepEqual(got, wantAll) {
+			t.Fatalf("queue of %s with a bounded tracker:\n%+v\nwith an unbounded one:\n%+v", a, got, wantAll)
+		}
+	}
+	if len(full.Open("water-bureau")) != 7 { // the closed case's assist left
+		t.Fatalf("water-bureau queue: %d items, want 7", len(full.Open("water-bureau")))
+	}
+	if n := small.tracker.Len(); n > 2 {
+		t.Fatalf("the bounded view holds %d cases, want at most 2", n)
+	}
+}
+
+// Commits applied as one batch give the same queues as one at a time, and
+// move the position to the batch's last commit.
+func TestQueuesApplyBatch(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	a := env.Raise(t, "river-pollution", "urgent").ID
+	b := env.Raise(t, "river-pollution", "routine").ID
+	env.Do(t, a, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+	env.Do(t, b, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+	env.Do(t, b, testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau"})
+	ctx := context.Background()
+	commits, err := env.Store.ReadAll(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batched, single := newQueues(env.Store, nil, 1), newQueues(env.Store, nil, 0)
+	if err := batched.ApplyBatch(ctx, commits); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commits {
+		if err := single.Apply(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batched.ApplyBatch(ctx, commits); err != nil { // a redelivery changes nothing
+		t.Fatal(err)
+	}
+	if got, want := batched.Position(), commits[len(commits)-1].Position; got != want {
+		t.Fatalf("position %d, want %d", got, want)
+	}
+	for _, as := range []string{"ecology-bureau", "water-bureau"} {
+		if got, want := batched.Open(as), single.Open(as); !reflect.DeepEqual(got, want) {
+			t.Fatalf("queue of %s batched %+v, one at a time %+v", as, got, want)
+		}
+	}
+	expectQueue(t, batched, "ecology-bureau", map[string]string{a: "lead reported"})
+}
+
+// countingStore counts the case streams read.
+type countingStore struct {
+	eventstore.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) ReadStream(ctx context.Context, stream string) ([]eventstore.RecordedEvent, error) {
+	s.reads.Add(1)
+	return s.Store.ReadStream(ctx, stream)
+}
+
+// A raise is one commit (WhistleRaised, then its assignments): the view
+// folds it into the case it starts, without reading the case's stream (it
+// used to forget the case between WhistleRaised and AssignmentMade, and read
+// every raised case again, which kept it thousands of commits behind the log
+// under load).
+func TestQueuesFoldRaisesWithoutReading(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	store := &countingStore{Store: env.Store}
+	q := runQueuesOf(t, newQueues(store, nil, 0))
+	for range 5 {
+		env.Raise(t, "river-pollution", "urgent")
+		env.Raise(t, "after-school-care", "routine")
+	}
+	caughtUp(t, env, q)
+	if n := store.reads.Load(); n != 0 {
+		t.Fatalf("the view read %d case streams to fold raises", n)
+	}
+	if n := len(q.Open("ecology-bureau")); n != 5 {
+		t.Fatalf("ecology-bureau queue: %d items, want 5", n)
 	}
 }

@@ -3,10 +3,13 @@
 // that are due (domain.CheckDeadlines) and lets the command handler append
 // them.
 //
-// The Watcher follows the global log, keeps the state of every case with a
-// deadline pending, and a schedule (a min-heap) of each such case's next
-// deadline (domain.NextDeadline). When the earliest one comes, it runs
-// CheckDeadlines on that case. It keeps no checkpoint: the schedule is
+// The Watcher follows the global log and keeps a schedule (a min-heap) of the
+// next deadline (domain.NextDeadline) of every case with one pending, and the
+// full state of a bounded number of recently changed cases (TrackedCases) to
+// fold events into; an event of a scheduled case not held is folded into the
+// case read again from its stream. When the earliest deadline comes, it runs
+// CheckDeadlines on that case through the command handler, which reads the
+// case itself. It keeps no checkpoint: the schedule is
 // rebuilt from the log at each start, and a deadline that passed while no
 // watcher ran is due at once.
 //
@@ -47,6 +50,14 @@ type Executor interface {
 // little behind the watcher's).
 const DefaultRetry = 250 * time.Millisecond
 
+// DefaultTrackedCases bounds the full case states a watcher keeps to fold
+// events into. The schedule itself (case id → next deadline) covers every
+// case with a deadline pending; a case forgotten is read again from its
+// stream at its next event, and a check goes through the command handler,
+// which reads the case itself. Most events of a case come within seconds of
+// its raise (report-ins), so a few thousand cover the hot ones.
+const DefaultTrackedCases = 4096
+
 // anomalyBackoff is the pause before checking again a case whose check for
 // a deadline was made and which still has that deadline due (which the
 // domain should never produce): long enough not to load the store.
@@ -62,6 +73,9 @@ type Config struct {
 	Log   *zap.Logger
 	// Retry; default DefaultRetry.
 	Retry time.Duration
+	// TrackedCases bounds the case states held; default DefaultTrackedCases,
+	// negative: no bound.
+	TrackedCases int
 }
 
 // Stats counts what a watcher did.
@@ -99,7 +113,13 @@ func New(cfg Config) *Watcher {
 	if cfg.Retry <= 0 {
 		cfg.Retry = DefaultRetry
 	}
-	return &Watcher{cfg: cfg, tracker: logfold.NewTracker(cfg.Store, 0), due: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+	switch {
+	case cfg.TrackedCases == 0:
+		cfg.TrackedCases = DefaultTrackedCases
+	case cfg.TrackedCases < 0:
+		cfg.TrackedCases = 0
+	}
+	return &Watcher{cfg: cfg, tracker: logfold.NewTracker(cfg.Store, cfg.TrackedCases), due: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 }
 
 // CommandID is the id of the check of a case for the deadline due at `due`:
@@ -226,8 +246,8 @@ func (w *Watcher) Apply(ctx context.Context, c eventstore.Commit) error {
 func (w *Watcher) applySteps(ctx context.Context, steps []logfold.Step) error {
 	var c *domain.Case
 	for _, s := range steps {
-		if _, held := w.tracker.Held(s.Env.CaseID); !held && !setsDeadline(s.Env.Type) {
-			continue
+		if _, held := w.tracker.Held(s.Env.CaseID); !held && !setsDeadline(s.Env.Type) && !w.scheduled(s.Env.CaseID) {
+			continue // a case with no deadline pending stays so
 		}
 		cs, fresh, err := w.tracker.Before(ctx, s.Env)
 		if err != nil {
@@ -249,6 +269,14 @@ func (w *Watcher) applySteps(ctx context.Context, steps []logfold.Step) error {
 	w.setDue(c.ID, next)
 	w.mu.Unlock()
 	return nil
+}
+
+// scheduled tells whether a case has a deadline pending.
+func (w *Watcher) scheduled(caseID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.due[caseID]
+	return ok
 }
 
 // setDue schedules a case's next deadline (zero: none). Lock held.

@@ -23,8 +23,14 @@ var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 // have) on the clock, until stop or the end of the test.
 func watch(t *testing.T, env *testenv.Env, clock slawatch.Clock) (w *slawatch.Watcher, stop func()) {
 	t.Helper()
+	return watchTracking(t, env, clock, 0)
+}
+
+// watchTracking is watch with a bound on the cases the watcher holds.
+func watchTracking(t *testing.T, env *testenv.Env, clock slawatch.Clock, tracked int) (w *slawatch.Watcher, stop func()) {
+	t.Helper()
 	h := casehandler.New(env.Store, env.Dir, clock.Now, env.Log)
-	w = slawatch.New(slawatch.Config{Store: env.Store, Handler: h, Directory: env.Dir, Clock: clock, Retry: 10 * time.Millisecond})
+	w = slawatch.New(slawatch.Config{Store: env.Store, Handler: h, Directory: env.Dir, Clock: clock, Retry: 10 * time.Millisecond, TrackedCases: tracked})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -271,4 +277,93 @@ func TestWatcherDoesNotSpinOnACheckAlreadyMade(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A watcher that holds the full state of one case only still keeps every
+// case's schedule: events of cases it forgot (report-ins that move the next
+// deadline from report_by to resolve_by, its own marks) are folded into the
+// case read again from its stream, and each mark is appended once, also with
+// a second bounded watcher running.
+func TestBoundedWatchersKeepEverySchedule(t *testing.T) {
+	clock := slawatch.NewFakeClock(t0)
+	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	w1, _ := watchTracking(t, env, clock, 1)
+	w2, _ := watchTracking(t, env, clock, 1)
+	var cases []string
+	for i := 0; i < 6; i++ {
+		cases = append(cases, env.Raise(t, "river-pollution", "emergency").ID)
+	}
+	// Both leads of the first half report in after their cases were forgotten.
+	for _, c := range cases[:3] {
+		env.Do(t, c, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+	}
+	settled(t, env, w1, clock)
+	settled(t, env, w2, clock)
+	if n := w1.Pending(); n != len(cases) {
+		t.Fatalf("%d cases scheduled, want %d", n, len(cases))
+	}
+	clock.Advance(time.Second) // report_by
+	reported := map[string]int{
+		"overdue water-bureau report district":   1,
+		"escalated water-bureau report district": 1,
+	}
+	silent := map[string]int{
+		"overdue ecology-bureau report district":   1,
+		"escalated ecology-bureau report district": 1,
+		"overdue water-bureau report district":     1,
+		"escalated water-bureau report district":   1,
+	}
+	for i, c := range cases {
+		if i < 3 {
+			expectMarks(t, env, c, reported)
+		} else {
+			expectMarks(t, env, c, silent)
+		}
+	}
+	settled(t, env, w1, clock)
+	settled(t, env, w2, clock)
+	// The next deadlines are the city rung of the report deadline for all.
+	clock.Advance(2 * time.Second)
+	reported["escalated water-bureau report city"] = 1
+	silent["escalated ecology-bureau report city"] = 1
+	silent["escalated water-bureau report city"] = 1
+	for i, c := range cases {
+		if i < 3 {
+			expectMarks(t, env, c, reported)
+		} else {
+			expectMarks(t, env, c, silent)
+		}
+	}
+	settled(t, env, w1, clock)
+	settled(t, env, w2, clock)
+}
+
+// A report-in of a case the watcher forgot moves its schedule on.
+func TestBoundedWatcherFollowsForgottenCases(t *testing.T) {
+	clock := slawatch.NewFakeClock(t0)
+	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	w, _ := watchTracking(t, env, clock, 1)
+	var cases []string
+	for i := 0; i < 4; i++ {
+		cases = append(cases, env.Raise(t, "river-pollution", "emergency").ID)
+	}
+	settled(t, env, w, clock)
+	for _, c := range cases {
+		env.Do(t, c, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+		env.Do(t, c, testenv.Water, domain.Report{Assignee: "water-bureau"})
+	}
+	settled(t, env, w, clock)
+	if n := w.Pending(); n != len(cases) {
+		t.Fatalf("%d cases scheduled, want %d", n, len(cases))
+	}
+	if _, at, ok := w.NextDue(); !ok || !at.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("next due %s (%v), want resolve_by %s", at, ok, t0.Add(time.Hour))
+	}
+	clock.Advance(time.Second)
+	settled(t, env, w, clock)
+	for _, c := range cases {
+		if got := marks(t, env, c); len(got) != 0 {
+			t.Fatalf("case %s reported in time has marks %s", c, show(got))
+		}
+	}
 }

@@ -29,6 +29,9 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 		Log:      log,
 		Instance: instanceName(d.opts.data),
 		Stream:   dispatch.StreamOptions{Replicas: d.opts.replicas},
+		// Dispatch messages are fsynced like commits: share the fsyncs
+		// where group commit shares the log's.
+		AtomicBatches: d.opts.groupCommitOn(),
 	})
 	if err != nil {
 		return running{}, err
