@@ -135,7 +135,7 @@ func NewBoard() *Board {
 func (b *Board) Apply(env domain.Envelope) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	_, err := b.apply(env)
+	_, err := b.apply(env, nil)
 	return err
 }
 
@@ -148,7 +148,7 @@ func (b *Board) ApplyAt(env domain.Envelope, pos uint64) error {
 	if pos < b.pos {
 		return nil
 	}
-	ent, err := b.apply(env)
+	ent, err := b.apply(env, nil)
 	if err != nil {
 		return err
 	}
@@ -165,13 +165,20 @@ func (b *Board) ApplyAt(env domain.Envelope, pos uint64) error {
 // their position, and so does the board. See the package documentation for
 // what an error leaves behind.
 func (b *Board) ApplyCommit(pos uint64, events []domain.Envelope) error {
+	return b.ApplyCommitDecoded(pos, events, nil)
+}
+
+// ApplyCommitDecoded is ApplyCommit with the events' data already decoded
+// (see DecodeCommit): decoded[i] is events[i]'s; a nil decoded, or a nil
+// entry, is decoded here.
+func (b *Board) ApplyCommitDecoded(pos uint64, events []domain.Envelope, decoded []domain.Event) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if pos <= b.pos {
 		return nil
 	}
-	for _, env := range events {
-		ent, err := b.apply(env)
+	for i, env := range events {
+		ent, err := b.apply(env, decodedAt(decoded, i))
 		if err != nil {
 			return err
 		}
@@ -225,8 +232,8 @@ func (b *Board) Get(caseID string) (CaseSummary, bool) {
 }
 
 // apply returns the entry the event changed, nil for a redelivery.
-func (b *Board) apply(env domain.Envelope) (*boardEntry, error) {
-	ent, err := b.applyEvent(env)
+func (b *Board) apply(env domain.Envelope, e domain.Event) (*boardEntry, error) {
+	ent, err := b.applyEvent(env, e)
 	if err == nil {
 		if d := dayOf(env.OccurredAt); d > b.day {
 			b.day = d
@@ -252,10 +259,13 @@ func (b *Board) retire() {
 	b.order = kept
 }
 
-func (b *Board) applyEvent(env domain.Envelope) (*boardEntry, error) {
-	e, err := decode("board", env)
-	if err != nil {
-		return nil, err
+// applyEvent folds env, whose data is e (nil: decode it).
+func (b *Board) applyEvent(env domain.Envelope, e domain.Event) (*boardEntry, error) {
+	if e == nil {
+		var err error
+		if e, err = decode("board", env); err != nil {
+			return nil, err
+		}
 	}
 	at := env.OccurredAt.UTC()
 	ent := b.cases[env.CaseID]

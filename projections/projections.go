@@ -102,6 +102,30 @@ func (in interner) get(s string) string {
 
 // decode turns an envelope's data into its event, with the envelope's ids in
 // the error.
+// DecodeCommit decodes the data of a commit's events once, for the
+// ApplyCommitDecoded of every model (each model's ApplyCommit decodes it
+// again). It returns nil when an event cannot be decoded: the models then
+// decode it themselves, and refuse it as ApplyCommit does.
+func DecodeCommit(events []domain.Envelope) []domain.Event {
+	out := make([]domain.Event, len(events))
+	for i, env := range events {
+		e, err := domain.DecodeEvent(env.Type, env.Data)
+		if err != nil {
+			return nil
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// decodedAt is decoded[i], nil when decoded is.
+func decodedAt(decoded []domain.Event, i int) domain.Event {
+	if i < len(decoded) {
+		return decoded[i]
+	}
+	return nil
+}
+
 func decode(model string, env domain.Envelope) (domain.Event, error) {
 	e, err := domain.DecodeEvent(env.Type, env.Data)
 	if err != nil {

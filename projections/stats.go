@@ -254,7 +254,7 @@ func (s *Stats) reset() {
 func (s *Stats) Apply(env domain.Envelope) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.apply(env)
+	return s.apply(env, nil)
 }
 
 // ApplyAt is Apply for an event at log position pos: an event below the
@@ -266,7 +266,7 @@ func (s *Stats) ApplyAt(env domain.Envelope, pos uint64) error {
 	if pos < s.pos {
 		return nil
 	}
-	if err := s.apply(env); err != nil {
+	if err := s.apply(env, nil); err != nil {
 		return err
 	}
 	s.pos = pos
@@ -278,13 +278,20 @@ func (s *Stats) ApplyAt(env domain.Envelope, pos uint64) error {
 // whole; otherwise every event is applied and the position becomes pos. See
 // the package documentation for what an error leaves behind.
 func (s *Stats) ApplyCommit(pos uint64, events []domain.Envelope) error {
+	return s.ApplyCommitDecoded(pos, events, nil)
+}
+
+// ApplyCommitDecoded is ApplyCommit with the events' data already decoded
+// (see DecodeCommit): decoded[i] is events[i]'s; a nil decoded, or a nil
+// entry, is decoded here.
+func (s *Stats) ApplyCommitDecoded(pos uint64, events []domain.Envelope, decoded []domain.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pos <= s.pos {
 		return nil
 	}
-	for _, env := range events {
-		if err := s.apply(env); err != nil {
+	for i, env := range events {
+		if err := s.apply(env, decodedAt(decoded, i)); err != nil {
 			return err
 		}
 	}
@@ -319,10 +326,13 @@ func (s *Stats) cell(d dim, key string, day int32) cell {
 	return sr.cell(day)
 }
 
-func (s *Stats) apply(env domain.Envelope) error {
-	e, err := decode("stats", env)
-	if err != nil {
-		return err
+// apply folds env, whose data is e (nil: decode it).
+func (s *Stats) apply(env domain.Envelope, e domain.Event) error {
+	if e == nil {
+		var err error
+		if e, err = decode("stats", env); err != nil {
+			return err
+		}
 	}
 	at := env.OccurredAt.UTC()
 	c := s.open[env.CaseID]

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/domain"
 )
 
@@ -21,6 +22,7 @@ type Progress struct {
 	Position uint64        // the last commit read within the bounds
 	Target   uint64        // FoldOptions.UpTo, 0 when unbounded
 	Elapsed  time.Duration // since the fold began
+	Folding  time.Duration // of Elapsed, spent folding commits into the models
 }
 
 // FoldOptions bound a Fold.
@@ -48,10 +50,37 @@ type FoldOptions struct {
 const asOfSlack = 5 * time.Minute
 
 // Fold rebuilds the read models of dir from position zero of the log that
-// read returns.
+// read returns. The next pages are read while one is folded, and the
+// events' data is decoded on parallel workers (see FoldLog).
 func Fold(ctx context.Context, dir *domain.Directory, read ReadFunc, opts FoldOptions) (*Models, error) {
+	return fold(ctx, dir, source[Commit]{
+		read:     read,
+		position: func(c Commit) uint64 { return c.Position },
+		decode:   func(c Commit) (Commit, error) { return decodeForFold(c), nil },
+	}, opts)
+}
+
+// FoldLog is Fold over stored commits, as a rebuild from the store does:
+// one goroutine reads the pages ahead, GOMAXPROCS workers decode them, and
+// the fold takes the commits strictly in log order. A commit that cannot
+// be decoded stops the fold with its error once the fold reaches it. Only
+// what the read models read of each envelope is decoded: the Commits
+// handed to FoldOptions.Refused carry each event's Type, CaseID, Version,
+// OccurredAt and Data, not its ID, Actor, CorrelationID or hashes.
+func FoldLog(ctx context.Context, dir *domain.Directory, read RawReadFunc, opts FoldOptions) (*Models, error) {
+	return fold(ctx, dir, source[eventstore.Commit]{
+		read:     read,
+		position: func(c eventstore.Commit) uint64 { return uint64(c.Position) },
+		decode:   decodeStoredForFold,
+	}, opts)
+}
+
+func fold[R any](ctx context.Context, dir *domain.Directory, src source[R], opts FoldOptions) (*Models, error) {
 	m, err := NewModels(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	page := opts.PageSize
@@ -60,17 +89,30 @@ func Fold(ctx context.Context, dir *domain.Directory, read ReadFunc, opts FoldOp
 	}
 	begin := time.Now()
 	prog := Progress{Target: opts.UpTo}
+	ctx, cancel := context.WithCancel(ctx)
+	chunks, wait := pipeline(ctx, src, 0, page)
+	defer func() {
+		cancel()
+		for range chunks { // let the reader see the cancellation
+		}
+		wait()
+	}()
 	// cut holds the cases with a commit after AsOf: their later commits are
 	// left out too, so each case is folded up to one moment, in order.
 	cut := map[string]bool{}
 	var after uint64
-	for {
-		commits, err := read(ctx, after, page)
-		if err != nil {
+	for ch := range chunks {
+		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		done := len(commits) < page
-		for _, c := range commits {
+		select {
+		case <-ch.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		done := ch.endOfPage && ch.err == nil && ch.pageLen < page
+		f0 := time.Now()
+		for _, c := range ch.commits {
 			if c.Position <= after {
 				return nil, fmt.Errorf("readmodel: the log went back from position %d to %d", after, c.Position)
 			}
@@ -100,12 +142,29 @@ func Fold(ctx context.Context, dir *domain.Directory, read ReadFunc, opts FoldOp
 			prog.Commits++
 			prog.Events += len(c.Events)
 		}
+		prog.Folding += time.Since(f0)
+		if opts.UpTo > 0 && after >= opts.UpTo {
+			done = true
+		}
+		if ch.err != nil && !done { // an error past where the fold stops is none of its business
+			return nil, ch.err
+		}
+		if !ch.endOfPage && !done {
+			continue
+		}
 		prog.Elapsed = time.Since(begin)
 		if opts.Progress != nil {
 			opts.Progress(prog)
 		}
-		if done || (opts.UpTo > 0 && after >= opts.UpTo) {
+		if done {
 			return m, nil
 		}
 	}
+	// The reader stops on its own only after a short page (done above), an
+	// error (returned above), or a log that went back (reported above): the
+	// chunks ran out because ctx was cancelled.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return m, nil
 }

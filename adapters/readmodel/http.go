@@ -398,11 +398,8 @@ func (h *handlers) foldAsOf(w http.ResponseWriter, r *http.Request, asOf time.Ti
 		return nil, 0, false
 	}
 	begin := time.Now()
-	read := func(ctx context.Context, after uint64, limit int) ([]Commit, error) {
-		return ReadLog(ctx, h.cfg.Store, after, limit)
-	}
 	var last uint64
-	m, err := Fold(r.Context(), h.cfg.Directory, read, FoldOptions{
+	m, err := FoldLog(r.Context(), h.cfg.Directory, StoreReader(h.cfg.Store), FoldOptions{
 		AsOf:     asOf,
 		Progress: func(p Progress) { last = p.Position },
 		Refused: func(c Commit, err error) {

@@ -32,6 +32,10 @@ type Commit struct {
 	Position uint64            `json:"position"`
 	Stream   string            `json:"stream"`
 	Events   []domain.Envelope `json:"events"`
+
+	// decoded is the events' data decoded once for every model (see
+	// decodeForFold), nil until then.
+	decoded []domain.Event
 }
 
 // DecodeCommit decodes a stored commit's envelopes.
@@ -41,6 +45,43 @@ func DecodeCommit(c eventstore.Commit) (Commit, error) {
 		return Commit{}, fmt.Errorf("readmodel: commit at position %d: %w", c.Position, err)
 	}
 	return Commit{Position: uint64(c.Position), Stream: c.Stream, Events: envs}, nil
+}
+
+// decodeForFold decodes the events' data of c once for every model, so
+// that the fold's workers do it rather than each model in the fold's turn.
+func decodeForFold(c Commit) Commit {
+	if c.decoded == nil {
+		c.decoded = projections.DecodeCommit(c.Events)
+	}
+	return c
+}
+
+// foldEnvelope is the part of a stored envelope the read models read. A
+// fold of the stored log decodes only this: the ids, actor and hash chain
+// are the command handler's and the auditors' (GET /v1/log and the live
+// runner decode whole envelopes), and skipping them is most of the cost of
+// decoding a commit. Its fields are domain.Envelope's.
+type foldEnvelope struct {
+	Type       string          `json:"type"`
+	CaseID     string          `json:"case_id"`
+	Version    uint64          `json:"version"`
+	OccurredAt time.Time       `json:"occurred_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// decodeStoredForFold decodes a stored commit for a fold: each envelope's
+// Type, CaseID, Version, OccurredAt and Data only (the other fields are
+// left empty), and their data once for every model.
+func decodeStoredForFold(c eventstore.Commit) (Commit, error) {
+	envs := make([]domain.Envelope, len(c.Events))
+	for i, r := range c.Events {
+		var fe foldEnvelope
+		if err := json.Unmarshal(r.Data, &fe); err != nil {
+			return Commit{}, fmt.Errorf("readmodel: commit at position %d: decode event %s of %s: %w", c.Position, r.ID, r.Stream, err)
+		}
+		envs[i] = domain.Envelope{Type: fe.Type, CaseID: fe.CaseID, Version: fe.Version, OccurredAt: fe.OccurredAt, Data: fe.Data}
+	}
+	return decodeForFold(Commit{Position: uint64(c.Position), Stream: c.Stream, Events: envs}), nil
 }
 
 // ReadLog reads up to limit commits after `after` from store, decoded.
@@ -83,8 +124,8 @@ func NewModels(dir *domain.Directory) (*Models, error) {
 // others still apply it. The error names the models that refused.
 func (m *Models) ApplyCommit(c Commit) error {
 	return errors.Join(
-		wrapModel("stats", m.Stats.ApplyCommit(c.Position, c.Events)),
-		wrapModel("board", m.Board.ApplyCommit(c.Position, c.Events)),
+		wrapModel("stats", m.Stats.ApplyCommitDecoded(c.Position, c.Events, c.decoded)),
+		wrapModel("board", m.Board.ApplyCommitDecoded(c.Position, c.Events, c.decoded)),
 	)
 }
 

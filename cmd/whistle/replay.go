@@ -62,6 +62,8 @@ func replay(ctx context.Context, c *client, args []string, out io.Writer) error 
 		return err
 	}
 	if pos > 0 { // an empty log replays to empty models
+		// Fold reads the next pages of GET /v1/log while it decodes and
+		// folds the ones before (see readmodel.Fold).
 		fresh, err = readmodel.Fold(ctx, &dir, read, readmodel.FoldOptions{
 			UpTo: pos, PageSize: readmodel.MaxLogLimit, Progress: bar.update,
 			Refused: func(cm readmodel.Commit, err error) {

@@ -48,6 +48,7 @@ type options struct {
 	grow        []int
 	events      int
 	keep        bool
+	replayData  string
 	profile     string
 	settle      time.Duration
 }
@@ -69,6 +70,7 @@ func main() {
 	flag.StringVar(&grow, "grow", "10000,100000", "grow: open-case counts at which to measure")
 	flag.IntVar(&o.events, "events", 1_000_000, "replay: events in the log")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary data folders")
+	flag.StringVar(&o.replayData, "replay-data", "", "replay: replay the log of this data folder (one kept with -keep) instead of writing one")
 	flag.DurationVar(&o.settle, "settle", 20*time.Second, "longest wait for the backlog to drain between phases, and for the deliveries of a phase's raises")
 	flag.StringVar(&o.profile, "profile", "", "bench: run whistled with --pprof and save its CPU profile of the saturation phase and a heap profile at the end in this folder")
 	flag.Parse()

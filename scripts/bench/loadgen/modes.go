@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,6 +136,23 @@ func memory(ctx context.Context, r *run, file string) (mem, error) {
 // (whole case lives: raise, report-ins, resolution, verification, rating)
 // into an embedded store, stops the server, and replays the log from disk.
 func replayMode(ctx context.Context, o options, log *zap.Logger) error {
+	if o.replayData != "" {
+		if o.profile != "" {
+			stop, err := cpuProfile(filepath.Join(o.profile, "cpu-replay.pprof"))
+			if err != nil {
+				return err
+			}
+			defer stop()
+		}
+		rep, err := replayDir(ctx, o.replayData, log)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("machine: %s\n", machine())
+		fmt.Printf("replay: log of %d events in %d commits in %s; replayed from disk in %s: %.0f events/s read+decode+fold, fold alone %.0f events/s\n",
+			rep.events, rep.commits, o.replayData, rep.total.Round(time.Millisecond), rep.eventsPerS(), rep.foldEventsPerS())
+		return nil
+	}
 	dir, cleanup, err := tempDir(o, log, "whistle-replay-")
 	if err != nil {
 		return err
@@ -272,4 +290,17 @@ func caseLife(ctx context.Context, h *casehandler.Handler, place [2]string, cat 
 		return n, err
 	}
 	return n, nil
+}
+
+// cpuProfile profiles this process into path until stop is called.
+func cpuProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -10,12 +10,12 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/config"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
 	"github.com/whistle-gov/whistle/adapters/natsbus"
+	"github.com/whistle-gov/whistle/adapters/readmodel"
 	"github.com/whistle-gov/whistle/domain"
-	"github.com/whistle-gov/whistle/projections"
 )
 
 // replayPage is how many commits one ReadAll asks for.
@@ -54,55 +54,49 @@ func replayDir(ctx context.Context, data string, log *zap.Logger) (replayResult,
 }
 
 func replay(ctx context.Context, store eventstore.Store, log *zap.Logger) (replayResult, error) {
-	stats, err := projections.NewStats(projections.DefaultSatisfactionWeights())
+	dir, err := config.SampleDirectory()
 	if err != nil {
 		return replayResult{}, err
 	}
-	board := projections.NewBoard()
 	var res replayResult
 	var raiseBytes, raises int
-	start := time.Now()
-	var after eventstore.Position
-	for {
-		page, err := store.ReadAll(ctx, after, replayPage)
-		if err != nil {
-			return res, err
-		}
-		if len(page) == 0 {
-			break
-		}
+	read := readmodel.StoreReader(store)
+	// The raise sizes are taken as the pages are read, in the reader's
+	// goroutine; FoldLog has returned (and its goroutines ended) before
+	// they are used.
+	sized := func(ctx context.Context, after uint64, limit int) ([]eventstore.Commit, error) {
+		page, err := read(ctx, after, limit)
 		for _, c := range page {
-			envs, err := casehandler.DecodeEnvelopes(c.Events)
-			if err != nil {
-				return res, err
-			}
-			f0 := time.Now()
-			if err := stats.ApplyCommit(uint64(c.Position), envs); err != nil {
-				return res, fmt.Errorf("stats at %d: %w", c.Position, err)
-			}
-			if err := board.ApplyCommit(uint64(c.Position), envs); err != nil {
-				return res, fmt.Errorf("board at %d: %w", c.Position, err)
-			}
-			res.fold += time.Since(f0)
-			res.commits++
-			res.events += len(c.Events)
-			if c.Events[0].Type == domain.TypeWhistleRaised {
+			if len(c.Events) > 0 && c.Events[0].Type == domain.TypeWhistleRaised {
 				raises++
 				for _, e := range c.Events {
 					raiseBytes += len(e.Data)
 				}
 			}
-			after = c.Position
 		}
+		return page, err
+	}
+	var last readmodel.Progress
+	start := time.Now()
+	// The code whistled runs to rebuild its read models from the log (the
+	// ?as_of= figures, whistle replay): read ahead, decode in parallel,
+	// fold in order.
+	m, err := readmodel.FoldLog(ctx, dir, sized, readmodel.FoldOptions{
+		PageSize: replayPage,
+		Progress: func(p readmodel.Progress) { last = p },
+	})
+	if err != nil {
+		return res, err
 	}
 	res.total = time.Since(start)
+	res.commits, res.events, res.fold = last.Commits, last.Events, last.Folding
 	if raises > 0 {
 		res.raiseCommitBytes = raiseBytes / raises
 	} else {
 		res.raiseCommitBytes = 1200
 	}
 	log.Info("replayed", zap.Int("commits", res.commits), zap.Int("events", res.events), zap.Duration("took", res.total),
-		zap.Int("board_cases", board.Len()))
+		zap.Int("board_cases", m.Board.Len()))
 	return res, nil
 }
 

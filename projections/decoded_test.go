@@ -1,0 +1,44 @@
+package projections
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/whistle-gov/whistle/domain"
+)
+
+// Folding with the events' data decoded once (DecodeCommit) is folding
+// with ApplyCommit, for both models.
+func TestApplyCommitDecodedEqualsApplyCommit(t *testing.T) {
+	w := simulate(t, 7, 400)
+	s, b := newStats(t), NewBoard()
+	for _, c := range w.commits {
+		decoded := DecodeCommit(c.events)
+		if len(decoded) != len(c.events) {
+			t.Fatalf("commit %d: %d events decoded of %d", c.pos, len(decoded), len(c.events))
+		}
+		if err := errors.Join(s.ApplyCommitDecoded(c.pos, c.events, decoded), b.ApplyCommitDecoded(c.pos, c.events, decoded)); err != nil {
+			t.Fatalf("apply commit %d: %v", c.pos, err)
+		}
+	}
+	if diffs := append(Diff(statsOf(t, w), s), Diff(boardOf(t, w), b)...); len(diffs) > 0 {
+		t.Fatalf("decoded once differs from ApplyCommit:\n%s", strings.Join(diffs, "\n"))
+	}
+}
+
+// An event whose data does not decode is refused as by ApplyCommit.
+func TestDecodeCommitLeavesUndecodableDataToTheModels(t *testing.T) {
+	w := simulate(t, 3, 10)
+	first := w.commits[0]
+	bad := append([]domain.Envelope(nil), first.events...)
+	bad[0].Data = []byte(`{"street": 1}`)
+	if d := DecodeCommit(bad); d != nil {
+		t.Fatalf("DecodeCommit of undecodable data: %v, want nil", d)
+	}
+	want := newStats(t).ApplyCommit(first.pos, bad)
+	got := newStats(t).ApplyCommitDecoded(first.pos, bad, DecodeCommit(bad))
+	if want == nil || got == nil || got.Error() != want.Error() {
+		t.Fatalf("ApplyCommitDecoded: %v, ApplyCommit: %v", got, want)
+	}
+}
