@@ -701,6 +701,53 @@ func (s *Stats) Query(groupBy string, from, to time.Time, filter func(key string
 	return res, nil
 }
 
+// QueryDays returns one key's figures day by day: the cases of key (a
+// street, community, category, urgency or assignee, as groupBy says) raised
+// in [from, to), one group per day that counted something, keyed
+// "2006-01-02". It reads the key's own day buckets, so a street or an
+// assignee gets its own series without any other key's cases; the window
+// is widened to whole days as in Query.
+func (s *Stats) QueryDays(groupBy, key string, from, to time.Time) (Result, error) {
+	d, ok := parseDim(groupBy)
+	if !ok || d == dimDay {
+		return Result{}, fmt.Errorf("%w: group_by %q cannot be split by day (want one of street, community, category, urgency, assignee)", ErrBadQuery, groupBy)
+	}
+	// Query validates the window and sets its bounds.
+	res, err := s.Query(groupBy, from, to, func(k string) bool { return false })
+	if err != nil {
+		return Result{}, err
+	}
+	res.GroupBy = "day"
+	lo, hi := int32(math.MinInt32), int32(math.MaxInt32)
+	if res.From != nil {
+		lo = dayOf(*res.From)
+	}
+	if res.To != nil {
+		hi = dayOf(*res.To)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	sr := s.series[d][key]
+	if sr == nil {
+		return res, nil
+	}
+	report, closing := getAcc(), getAcc()
+	defer putAcc(report)
+	defer putAcc(closing)
+	first, _ := sr.find(lo)
+	last, _ := sr.find(hi)
+	for i := first; i < last; i++ {
+		b := sr.buckets[i]
+		n := b.n
+		report.reset()
+		closing.reset()
+		report.merge(&b.report, 1)
+		closing.merge(&b.close, 1)
+		res.Groups = append(res.Groups, s.group(dayKey(sr.days[i]), &n, report, closing))
+	}
+	return res, nil
+}
+
 func (s *Stats) group(key string, n *counts, report, closing *histAcc) Group {
 	weighted := 0.0
 	for i := range numRatings {

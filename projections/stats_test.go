@@ -825,3 +825,56 @@ func TestStatsMatchesReferenceOverAYear(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryDaysSplitsOneKeyByDay: a key's day series holds, for each day,
+// exactly what Query counts for that key over that day alone, and nothing of
+// any other key.
+func TestQueryDaysSplitsOneKeyByDay(t *testing.T) {
+	w := simulate(t, 5, 500)
+	s := statsOf(t, w)
+	for _, g := range []string{"street", "community", "assignee", "category"} {
+		all, err := s.Query(g, time.Time{}, time.Time{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, total := range all.Groups {
+			days, err := s.QueryDays(g, total.Key, time.Time{}, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if days.GroupBy != "day" || len(days.Groups) < 2 {
+				t.Fatalf("%s %s: %d days grouped by %q; the fixture spans several days", g, total.Key, len(days.Groups), days.GroupBy)
+			}
+			var raised, closed, assignments int64
+			for _, day := range days.Groups {
+				start, err := time.Parse("2006-01-02", day.Key)
+				if err != nil {
+					t.Fatalf("day key %q: %v", day.Key, err)
+				}
+				one, err := s.Query(g, start, start.Add(24*time.Hour), func(k string) bool { return k == total.Key })
+				if err != nil || len(one.Groups) != 1 {
+					t.Fatalf("%s %s on %s: %v, %d groups", g, total.Key, day.Key, err, len(one.Groups))
+				}
+				want := one.Groups[0]
+				want.Key = day.Key
+				gotJSON, _ := json.Marshal(day)
+				wantJSON, _ := json.Marshal(want)
+				if string(gotJSON) != string(wantJSON) {
+					t.Fatalf("%s %s on %s:\nday series %s\nquery      %s", g, total.Key, day.Key, gotJSON, wantJSON)
+				}
+				raised, closed, assignments = raised+day.Raised, closed+day.Closed, assignments+day.Assignments
+			}
+			if raised != total.Raised || closed != total.Closed || assignments != total.Assignments {
+				t.Fatalf("%s %s: days sum to raised %d closed %d assignments %d, the whole to %d %d %d",
+					g, total.Key, raised, closed, assignments, total.Raised, total.Closed, total.Assignments)
+			}
+		}
+	}
+	if _, err := s.QueryDays("day", "2026-01-01", time.Time{}, time.Time{}); !errors.Is(err, ErrBadQuery) {
+		t.Fatalf("day by day: %v, want ErrBadQuery", err)
+	}
+	none, err := s.QueryDays("street", "nowhere", time.Time{}, time.Time{})
+	if err != nil || len(none.Groups) != 0 {
+		t.Fatalf("unknown key: %v, %d groups", err, len(none.Groups))
+	}
+}

@@ -268,9 +268,10 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // stats answers the figures. Scope: an auditor sees every group; a street
-// sees its own figures, grouped by street (its own group) or by community
-// (its own communities); a department or unit sees its own figures, grouped
-// by assignee (its own group). The figures are pre-aggregated by one
+// sees its own figures, grouped by street (its own group), by community
+// (its own communities) or by day (its own cases, day by day); a department
+// or unit sees its own figures, grouped by assignee (its own group) or by
+// day. The figures are pre-aggregated by one
 // dimension at a time, so "a street's figures by category" cannot be
 // answered without counting other streets' cases: those groupings are
 // refused with 403 rather than leaked.
@@ -313,6 +314,9 @@ func (h *handlers) stats(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var filter func(key string) bool
+	// ownDays: the caller's own figures split by day, read from its own
+	// key's day buckets (the dimension its key lives in).
+	ownDays := ""
 	switch actor.Role {
 	case domain.ActorAuditor:
 	case domain.ActorStreet:
@@ -322,16 +326,22 @@ func (h *handlers) stats(w http.ResponseWriter, r *http.Request) {
 		case "community":
 			own := streetCommunities(h.cfg.Directory, actor.ID)
 			filter = func(key string) bool { return own[key] }
+		case "day":
+			ownDays = "street"
 		default:
-			forbidden(w, "group_by", "a street sees its own figures grouped by street or community, not by "+groupBy)
+			forbidden(w, "group_by", "a street sees its own figures grouped by street, community or day, not by "+groupBy)
 			return
 		}
 	case domain.ActorDepartment, domain.ActorUnit:
-		if groupBy != "assignee" {
-			forbidden(w, "group_by", "a department or unit sees its own figures grouped by assignee, not by "+groupBy)
+		switch groupBy {
+		case "assignee":
+			filter = func(key string) bool { return key == actor.ID }
+		case "day":
+			ownDays = "assignee"
+		default:
+			forbidden(w, "group_by", "a department or unit sees its own figures grouped by assignee or day, not by "+groupBy)
 			return
 		}
-		filter = func(key string) bool { return key == actor.ID }
 	default:
 		forbidden(w, "", "your role may not read the figures")
 		return
@@ -354,7 +364,13 @@ func (h *handlers) stats(w http.ResponseWriter, r *http.Request) {
 		}
 		stats, pos = m.Stats, at
 	}
-	res, err := stats.Query(groupBy, from, to, filter)
+	var res projections.Result
+	var err error
+	if ownDays != "" {
+		res, err = stats.QueryDays(ownDays, actor.ID, from, to)
+	} else {
+		res, err = stats.Query(groupBy, from, to, filter)
+	}
 	if err != nil {
 		if errors.Is(err, projections.ErrBadQuery) {
 			invalid(w, "group_by", "%v", err)

@@ -574,6 +574,25 @@ func rmCheckScopes(t *testing.T, d *rmDay) {
 	if len(mine.Groups) != 1 || mine.Groups[0].Key != "water-bureau" {
 		t.Fatalf("water-bureau sees the groups %+v, want only its own", mine.Groups)
 	}
+	// Its own figures day by day: the whole script runs within one day (or
+	// across one midnight), so the days sum to its own group.
+	for _, who := range []struct {
+		principal string
+		whole     rmGroup
+	}{{"street:zhenhai", own.Groups[0]}, {"department:water-bureau", mine.Groups[0]}} {
+		var days rmStats
+		mustStatus(t, who.principal+"'s figures by day", s.Do("GET", "/v1/stats?group_by=day", who.principal, nil, &days), 200)
+		var raised, closed, assignments int64
+		for _, g := range days.Groups {
+			if _, err := time.Parse("2006-01-02", g.Key); err != nil {
+				t.Fatalf("%s: day key %q: %v", who.principal, g.Key, err)
+			}
+			raised, closed, assignments = raised+g.Raised, closed+g.Closed, assignments+g.Assignments
+		}
+		if len(days.Groups) == 0 || len(days.Groups) > 2 || raised != who.whole.Raised || closed != who.whole.Closed || assignments != who.whole.Assignments {
+			t.Fatalf("%s by day: %+v; want days summing to its own group %+v", who.principal, days.Groups, who.whole)
+		}
+	}
 	var list struct {
 		Cases []struct {
 			Street      string `json:"street"`
