@@ -341,35 +341,17 @@ func clientDied(err error) bool {
 	return strings.Contains(err.Error(), "maximum discovery attempt count reached")
 }
 
-// begin starts a call: it refuses a closed store or a done ctx, and returns
-// a context that Close also cancels.
+// begin starts a call (see eventstore.BeginCall).
 func (s *Store) begin(ctx context.Context, op string) (context.Context, context.CancelFunc, error) {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
-	if closed {
-		return nil, nil, fmt.Errorf("esdb: %s: %w", op, eventstore.ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("esdb: %s: %w", op, err)
-	}
-	cctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(s.life, func() { cancel(eventstore.ErrClosed) })
-	return cctx, func() { stop(); cancel(nil) }, nil
+	return eventstore.BeginCall(ctx, s.life, closed, "esdb", op)
 }
 
-// fail wraps err from operation op, preferring the reason ctx ended (the
-// caller's cancellation or deadline, or Close) over what the client made of
-// it, which does not match context.Canceled.
+// fail wraps err from operation op (see eventstore.CallError).
 func fail(ctx context.Context, op string, err error) error {
-	if ctx.Err() != nil {
-		cause := context.Cause(ctx)
-		if errors.Is(err, cause) {
-			return fmt.Errorf("esdb: %s: %w", op, err)
-		}
-		return fmt.Errorf("esdb: %s: %w (%v)", op, cause, err)
-	}
-	return fmt.Errorf("esdb: %s: %w", op, err)
+	return eventstore.CallError(ctx, "esdb", op, err)
 }
 
 // transient reports a failure worth trying again: the outcome of an append

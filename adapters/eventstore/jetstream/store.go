@@ -324,31 +324,14 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// begin starts a call: it refuses a closed store or a done ctx, and returns
-// a context that Close also cancels.
+// begin starts a call (see eventstore.BeginCall).
 func (s *Store) begin(ctx context.Context, op string) (context.Context, context.CancelFunc, error) {
-	if s.closed.Load() {
-		return nil, nil, fmt.Errorf("jetstream: %s: %w", op, eventstore.ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("jetstream: %s: %w", op, err)
-	}
-	cctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(s.life, func() { cancel(eventstore.ErrClosed) })
-	return cctx, func() { stop(); cancel(nil) }, nil
+	return eventstore.BeginCall(ctx, s.life, s.closed.Load(), "jetstream", op)
 }
 
-// fail wraps err from operation op, preferring the reason ctx ended (the
-// caller's cancellation, or Close) over whatever the client made of it.
+// fail wraps err from operation op (see eventstore.CallError).
 func fail(ctx context.Context, op string, err error) error {
-	if ctx.Err() != nil {
-		cause := context.Cause(ctx)
-		if errors.Is(err, cause) {
-			return fmt.Errorf("jetstream: %s: %w", op, err)
-		}
-		return fmt.Errorf("jetstream: %s: %w (%v)", op, cause, err)
-	}
-	return fmt.Errorf("jetstream: %s: %w", op, err)
+	return eventstore.CallError(ctx, "jetstream", op, err)
 }
 
 // subject returns the subject of stream, or an error wrapping
