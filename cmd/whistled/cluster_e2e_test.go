@@ -236,34 +236,20 @@ func TestClusterNodeLossDuringLoad(t *testing.T) {
 		mu       sync.Mutex
 		acked    = map[string]int{} // case id → version acknowledged
 		failures int
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
 	)
-	for w := 0; w < 6; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Timeout: 15 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				st, id, version := raiseRaw(client, s, street, raiseBody(sm.street, sm.community, sm.issue.ID, "urgent"))
-				mu.Lock()
-				if st == 201 {
-					acked[id] = version
-				} else {
-					failures++
-				}
-				mu.Unlock()
-				if st != 201 {
-					time.Sleep(50 * time.Millisecond)
-				}
+	stop := raiseLoad(s, 6, 15*time.Second, street, raiseBody(sm.street, sm.community, sm.issue.ID, "urgent"), false,
+		func(st int, id string, version int) {
+			mu.Lock()
+			if st == 201 {
+				acked[id] = version
+			} else {
+				failures++
 			}
-		}()
-	}
+			mu.Unlock()
+			if st != 201 {
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
 	count := func() (int, int) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -276,8 +262,7 @@ func TestClusterNodeLossDuringLoad(t *testing.T) {
 	victim.kill()
 	t.Logf("killed NATS node %s, the leader of the event log's stream, after %d whistles acknowledged", victim.name, before)
 	time.Sleep(6 * time.Second)
-	close(stop)
-	wg.Wait()
+	stop()
 	total, failed := count()
 	t.Logf("%d whistles acknowledged in all, %d requests failed", total, failed)
 	if before == 0 {

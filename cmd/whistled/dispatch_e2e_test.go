@@ -359,35 +359,17 @@ func TestDispatcherKilledNeitherLosesNorRepeats(t *testing.T) {
 
 	var mu sync.Mutex
 	var acked []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Timeout: 10 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				st, id, _ := raiseRaw(client, s, "street:longqiao", raiseBody("longqiao", "wanhui", "river-pollution", "routine"))
-				if st == 0 {
-					return
-				}
-				if st == 201 {
-					mu.Lock()
-					acked = append(acked, id)
-					mu.Unlock()
-				}
+	stop := raiseLoad(s, 4, 10*time.Second, "street:longqiao", raiseBody("longqiao", "wanhui", "river-pollution", "routine"), true,
+		func(st int, id string, _ int) {
+			if st == 201 {
+				mu.Lock()
+				acked = append(acked, id)
+				mu.Unlock()
 			}
-		}()
-	}
+		})
 	time.Sleep(1200 * time.Millisecond)
 	s.Kill()
-	close(stop)
-	wg.Wait()
+	stop()
 	if len(acked) == 0 {
 		t.Fatal("nothing acknowledged before the kill")
 	}

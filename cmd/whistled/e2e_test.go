@@ -327,35 +327,17 @@ func TestRestartKeepsEverythingAcknowledged(t *testing.T) {
 	// A load of concurrent whistles, cut by SIGKILL in the middle.
 	var mu sync.Mutex
 	acked := map[string]int{} // case id → version acknowledged
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			client := &http.Client{Timeout: 10 * time.Second}
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				st, id, version := raiseRaw(client, s, street, raiseBody(sm.street, sm.community, sm.issue.ID, "routine"))
-				if st == 201 {
-					mu.Lock()
-					acked[id] = version
-					mu.Unlock()
-				}
-				if st == 0 {
-					return // the server is gone
-				}
+	stop := raiseLoad(s, 8, 10*time.Second, street, raiseBody(sm.street, sm.community, sm.issue.ID, "routine"), true,
+		func(st int, id string, version int) {
+			if st == 201 {
+				mu.Lock()
+				acked[id] = version
+				mu.Unlock()
 			}
-		}(w)
-	}
+		})
 	time.Sleep(1500 * time.Millisecond)
 	s.Kill()
-	close(stop)
-	wg.Wait()
+	stop()
 	if len(acked) == 0 {
 		t.Fatal("no whistle was acknowledged before the kill")
 	}
@@ -380,6 +362,39 @@ func TestRestartKeepsEverythingAcknowledged(t *testing.T) {
 	mustStatus(t, "report after restart", s.Do("POST", "/v1/cases/"+some+"/report", principalOf(s, sm.issue.Lead), nil, nil), 200)
 	if st := s.Do("GET", "/readyz", "", nil, nil); st != 200 {
 		t.Fatalf("readyz after restart: %d", st)
+	}
+}
+
+// raiseLoad keeps workers raising whistles of body as principal, each with
+// its own client and timeout, until the returned stop is called, which waits
+// for them; with untilDown a worker also ends when a request fails (the
+// server is gone). answer is told every outcome from the worker's goroutine
+// (status 0: the request failed) and may sleep to back off.
+func raiseLoad(s *whistledtest.Server, workers int, timeout time.Duration, principal string, body map[string]any, untilDown bool, answer func(status int, id string, version int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: timeout}
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				st, id, version := raiseRaw(client, s, principal, body)
+				answer(st, id, version)
+				if st == 0 && untilDown {
+					return
+				}
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }
 
