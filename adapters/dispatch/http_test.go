@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/whistle-gov/whistle/adapters/httpapi"
+	"github.com/whistle-gov/whistle/adapters/sse"
 	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
 )
@@ -40,14 +40,9 @@ func serve(t *testing.T, env *testenv.Env, heartbeat time.Duration) string {
 	return srv.URL
 }
 
-type sseEvent struct {
-	id, name, data string
-	comment        bool
-}
-
 // openStream starts an event stream and returns its events; it ends with
 // the test.
-func openStream(t *testing.T, url, token, lastID string) <-chan sseEvent {
+func openStream(t *testing.T, url, token, lastID string) <-chan sse.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -64,36 +59,17 @@ func openStream(t *testing.T, url, token, lastID string) <-chan sseEvent {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	ch := make(chan sseEvent, 100)
+	ch := make(chan sse.Event, 100)
 	go func() {
 		defer resp.Body.Close()
 		defer close(ch)
-		sc := bufio.NewScanner(resp.Body)
-		var ev sseEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if ev.name != "" || ev.comment {
-					ch <- ev
-				}
-				ev = sseEvent{}
-			case strings.HasPrefix(line, ":"):
-				ev.comment, ev.data = true, strings.TrimSpace(line[1:])
-			case strings.HasPrefix(line, "id: "):
-				ev.id = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				ev.name = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				ev.data = line[6:]
-			}
-		}
+		_ = sse.Read(resp.Body, func(ev sse.Event) error { ch <- ev; return nil })
 	}()
 	return ch
 }
 
 // next returns the next event that is not a comment.
-func next(t *testing.T, ch <-chan sseEvent) sseEvent {
+func next(t *testing.T, ch <-chan sse.Event) sse.Event {
 	t.Helper()
 	for {
 		select {
@@ -101,7 +77,7 @@ func next(t *testing.T, ch <-chan sseEvent) sseEvent {
 			if !ok {
 				t.Fatal("event stream ended")
 			}
-			if !ev.comment {
+			if !ev.Comment {
 				return ev
 			}
 		case <-time.After(5 * time.Second):
@@ -118,10 +94,10 @@ func TestQueueStreamsSnapshotThenChangesAndResumes(t *testing.T) {
 	ch := openStream(t, url+"/v1/queues/ecology-bureau", "department:ecology-bureau", "")
 	ev := next(t, ch)
 	var it QueueItem
-	if ev.name != "assignment" || json.Unmarshal([]byte(ev.data), &it) != nil || it.CaseID != first || it.Status != domain.Assigned {
+	if ev.Name != "assignment" || json.Unmarshal([]byte(ev.Data), &it) != nil || it.CaseID != first || it.Status != domain.Assigned {
 		t.Fatalf("snapshot event %+v", ev)
 	}
-	if synced := next(t, ch); synced.name != "synced" {
+	if synced := next(t, ch); synced.Name != "synced" {
 		t.Fatalf("after the snapshot: %+v", synced)
 	}
 
@@ -132,20 +108,20 @@ func TestQueueStreamsSnapshotThenChangesAndResumes(t *testing.T) {
 		// The snapshot's own change may follow it (the dispatcher lags the
 		// view): an upsert of what the client has.
 		ev = next(t, ch)
-		if ev.name != "change" || json.Unmarshal([]byte(ev.data), &m) != nil || m.Change != ChangeMade || ev.id == "" ||
+		if ev.Name != "change" || json.Unmarshal([]byte(ev.Data), &m) != nil || m.Change != ChangeMade || ev.ID == "" ||
 			m.CaseID != second && (m.CaseID != first || m.Version > it.Version) {
 			t.Fatalf("change event %+v", ev)
 		}
 	}
 	t.Logf("raise → live queue event: %s", time.Since(start))
-	lastID := ev.id
+	lastID := ev.ID
 
 	// The client goes; a case changes; it comes back with Last-Event-ID and
 	// gets exactly what it missed, without a snapshot.
 	env.Do(t, first, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
 	resumed := openStream(t, url+"/v1/queues/ecology-bureau", "department:ecology-bureau", lastID)
 	ev = next(t, resumed)
-	if ev.name != "change" || json.Unmarshal([]byte(ev.data), &m) != nil || m.CaseID != first || m.Change != ChangeReported {
+	if ev.Name != "change" || json.Unmarshal([]byte(ev.Data), &m) != nil || m.CaseID != first || m.Change != ChangeReported {
 		t.Fatalf("first event after resuming: %+v", ev)
 	}
 }
@@ -197,7 +173,7 @@ func TestStreamsSendHeartbeats(t *testing.T) {
 	for beats < 2 {
 		select {
 		case ev := <-ch:
-			if ev.comment && ev.data == "heartbeat" {
+			if ev.Comment && ev.Data == "heartbeat" {
 				beats++
 			}
 		case <-deadline:
@@ -210,7 +186,7 @@ func TestStreetNotifications(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	url := serve(t, env, time.Hour)
 	ch := openStream(t, url+"/v1/notifications", "street:longqiao", "")
-	if ev := next(t, ch); ev.name != "synced" {
+	if ev := next(t, ch); ev.Name != "synced" {
 		t.Fatalf("first event %+v", ev)
 	}
 	c := env.Raise(t, "neighbour-dispute", "routine").ID
@@ -218,7 +194,7 @@ func TestStreetNotifications(t *testing.T) {
 	for len(changes) < 2 {
 		ev := next(t, ch)
 		var m Message
-		if err := json.Unmarshal([]byte(ev.data), &m); err != nil || m.CaseID != c {
+		if err := json.Unmarshal([]byte(ev.Data), &m); err != nil || m.CaseID != c {
 			t.Fatalf("notification %+v", ev)
 		}
 		changes = append(changes, m.Change)

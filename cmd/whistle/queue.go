@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/whistle-gov/whistle/adapters/sse"
 )
 
 // whistle queue ASSIGNEE [--follow] [--json]: a department's or unit's open
@@ -87,15 +88,15 @@ func showQueue(ctx context.Context, c *client, args []string, out io.Writer) err
 		fmt.Fprintf(out, "%d open\n", len(answer.Assignments))
 		return nil
 	}
-	return followEvents(ctx, c, path, out, func(ev sseEvent) {
+	return followEvents(ctx, c, path, out, func(ev sse.Event) {
 		if *asJSON {
-			fmt.Fprintf(out, "{\"event\":%q,\"id\":%q,\"data\":%s}\n", ev.name, ev.id, ev.data)
+			fmt.Fprintf(out, "{\"event\":%q,\"id\":%q,\"data\":%s}\n", ev.Name, ev.ID, ev.Data)
 			return
 		}
-		switch ev.name {
+		switch ev.Name {
 		case "assignment":
 			var it queueItem
-			if json.Unmarshal([]byte(ev.data), &it) == nil {
+			if json.Unmarshal([]byte(ev.Data), &it) == nil {
 				fmt.Fprintln(out, "open    ", strings.ReplaceAll(itemRow(it), "\t", "  "))
 			}
 		case "synced":
@@ -103,7 +104,7 @@ func showQueue(ctx context.Context, c *client, args []string, out io.Writer) err
 				Sequence uint64 `json:"sequence"`
 				Open     *int   `json:"open"`
 			}
-			_ = json.Unmarshal([]byte(ev.data), &s)
+			_ = json.Unmarshal([]byte(ev.Data), &s)
 			if s.Open != nil {
 				fmt.Fprintf(out, "-- %d open; following changes (sequence %d)\n", *s.Open, s.Sequence)
 			} else {
@@ -113,7 +114,7 @@ func showQueue(ctx context.Context, c *client, args []string, out io.Writer) err
 			fmt.Fprintln(out, "-- the server could not resume; a fresh snapshot follows")
 		case "change":
 			var ch queueChange
-			if json.Unmarshal([]byte(ev.data), &ch) != nil {
+			if json.Unmarshal([]byte(ev.Data), &ch) != nil {
 				return
 			}
 			line := fmt.Sprintf("%s  %-9s %s", ch.OccurredAt.Local().Format("15:04:05"), ch.Change, ch.CaseID)
@@ -148,15 +149,12 @@ func fmtTime(t *time.Time) string {
 	return t.Local().Format("01-02 15:04")
 }
 
-// sseEvent is one server-sent event.
-type sseEvent struct{ id, name, data string }
-
 // followEvents reads the event stream at path until ctx is done, calling
 // handle with each event. When the connection drops it reconnects, after a
 // pause, with Last-Event-ID set to the last id seen, so nothing is missed
 // or repeated. An answer other than 200 (a wrong token, another's queue)
 // ends it with that error.
-func followEvents(ctx context.Context, c *client, path string, out io.Writer, handle func(sseEvent)) error {
+func followEvents(ctx context.Context, c *client, path string, out io.Writer, handle func(sse.Event)) error {
 	if c.token == "" {
 		return errors.New("set WHISTLE_TOKEN to your bearer token")
 	}
@@ -165,9 +163,9 @@ func followEvents(ctx context.Context, c *client, path string, out io.Writer, ha
 	hc := &http.Client{}
 	lastID := ""
 	for {
-		err := readEvents(ctx, hc, c, path, lastID, func(ev sseEvent) {
-			if ev.id != "" {
-				lastID = ev.id
+		err := readEvents(ctx, hc, c, path, lastID, func(ev sse.Event) {
+			if ev.ID != "" {
+				lastID = ev.ID
 			}
 			handle(ev)
 		})
@@ -194,7 +192,7 @@ type statusError struct {
 
 func (e *statusError) Error() string { return fmt.Sprintf("%d: %s", e.code, e.msg) }
 
-func readEvents(ctx context.Context, hc *http.Client, c *client, path, lastID string, handle func(sseEvent)) error {
+func readEvents(ctx context.Context, hc *http.Client, c *client, path, lastID string, handle func(sse.Event)) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
 	if err != nil {
 		return err
@@ -220,38 +218,13 @@ func readEvents(ctx context.Context, hc *http.Client, c *client, path, lastID st
 		}
 		return &statusError{code: resp.StatusCode, msg: msg}
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	var ev sseEvent
-	var data []string
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if ev.name != "" || len(data) > 0 {
-				ev.data = strings.Join(data, "\n")
-				if ev.name == "" {
-					ev.name = "message"
-				}
-				handle(ev)
-			}
-			ev, data = sseEvent{}, nil
-		case strings.HasPrefix(line, ":"):
-			// a comment: the server's heartbeat
-		default:
-			field, value, _ := strings.Cut(line, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch field {
-			case "id":
-				ev.id = value
-			case "event":
-				ev.name = value
-			case "data":
-				data = append(data, value)
-			}
+	err = sse.Read(resp.Body, func(ev sse.Event) error {
+		if !ev.Comment { // comments are the server's heartbeats
+			handle(ev)
 		}
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	return io.ErrUnexpectedEOF

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/whistle-gov/whistle/adapters/dispatch"
+	"github.com/whistle-gov/whistle/adapters/sse"
 	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/cmd/whistled/whistledtest"
 	"github.com/whistle-gov/whistle/domain"
@@ -28,12 +29,9 @@ import (
 
 // ---- helpers of the dispatch and SLA tests ----
 
-// dispEvent is one server-sent event.
-type dispEvent struct{ id, name, data string }
-
 // dispStream opens an event stream as a principal; its events arrive on the
 // channel until the test ends.
-func dispStream(t *testing.T, s *whistledtest.Server, path, principal string) <-chan dispEvent {
+func dispStream(t *testing.T, s *whistledtest.Server, path, principal string) <-chan sse.Event {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -47,34 +45,22 @@ func dispStream(t *testing.T, s *whistledtest.Server, path, principal string) <-
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET %s as %s: %d", path, principal, resp.StatusCode)
 	}
-	ch := make(chan dispEvent, 256)
+	ch := make(chan sse.Event, 256)
 	go func() {
 		defer resp.Body.Close()
 		defer close(ch)
-		sc := bufio.NewScanner(resp.Body)
-		var ev dispEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if ev.name != "" {
-					ch <- ev
-				}
-				ev = dispEvent{}
-			case strings.HasPrefix(line, "id: "):
-				ev.id = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				ev.name = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				ev.data = line[6:]
+		_ = sse.Read(resp.Body, func(ev sse.Event) error {
+			if !ev.Comment {
+				ch <- ev
 			}
-		}
+			return nil
+		})
 	}()
 	return ch
 }
 
 // dispWaitFor returns the first event that match accepts.
-func dispWaitFor(t *testing.T, ch <-chan dispEvent, within time.Duration, match func(dispEvent) bool) dispEvent {
+func dispWaitFor(t *testing.T, ch <-chan sse.Event, within time.Duration, match func(sse.Event) bool) sse.Event {
 	t.Helper()
 	deadline := time.After(within)
 	for {
@@ -271,16 +257,16 @@ func TestLiveQueueShowsNewAssignment(t *testing.T) {
 	sm := pickSample(t, s)
 	lead := principalOf(s, sm.issue.Lead)
 	ch := dispStream(t, s, "/v1/queues/"+sm.issue.Lead, lead)
-	dispWaitFor(t, ch, 10*time.Second, func(ev dispEvent) bool { return ev.name == "synced" })
+	dispWaitFor(t, ch, 10*time.Second, func(ev sse.Event) bool { return ev.Name == "synced" })
 
 	var took []time.Duration
 	for i := 0; i < 5; i++ {
 		start := time.Now()
 		var c caseView
 		mustStatus(t, "raise", s.Do("POST", "/v1/whistles", "street:"+sm.street, raiseBody(sm.street, sm.community, sm.issue.ID, "urgent"), &c), 201)
-		dispWaitFor(t, ch, 5*time.Second, func(ev dispEvent) bool {
+		dispWaitFor(t, ch, 5*time.Second, func(ev sse.Event) bool {
 			var m dispatch.Message
-			return ev.name == "change" && json.Unmarshal([]byte(ev.data), &m) == nil && m.CaseID == c.CaseID &&
+			return ev.Name == "change" && json.Unmarshal([]byte(ev.Data), &m) == nil && m.CaseID == c.CaseID &&
 				m.Change == dispatch.ChangeMade && m.Assignment != nil && m.Assignment.Assignee == sm.issue.Lead
 		})
 		took = append(took, time.Since(start))

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/sse"
 	"go.uber.org/zap"
 )
 
@@ -391,26 +392,15 @@ func (r *run) followOnce(ctx context.Context, assignee string, synced func()) er
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("GET /v1/queues/%s: %d", assignee, resp.StatusCode)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	event := ""
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "event: "):
-			event = line[len("event: "):]
-		case strings.HasPrefix(line, "data: "):
-			switch event {
-			case "synced":
-				synced()
-			case "change":
-				r.change(assignee, []byte(line[len("data: "):]))
-			}
-		case line == "":
-			event = ""
+	return sse.Read(resp.Body, func(ev sse.Event) error {
+		switch ev.Name {
+		case "synced":
+			synced()
+		case "change":
+			r.change(assignee, []byte(ev.Data))
 		}
-	}
-	return sc.Err()
+		return nil
+	})
 }
 
 func (r *run) change(assignee string, data []byte) {
