@@ -11,6 +11,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Position is a place in the global log. Positions only grow: a commit
@@ -118,4 +121,29 @@ type Store interface {
 
 	// Close releases the store. Appends acknowledged before Close are kept.
 	Close() error
+}
+
+// MaxStreamNameLen is the longest event stream name any store accepts, in
+// bytes.
+const MaxStreamNameLen = 255
+
+// PortableStreamName tells why stream is not a name every store can keep
+// (so that a log moves between them), or "" when it is: not empty, at most
+// MaxStreamNameLen bytes of UTF-8, no whitespace or control characters, and
+// no '.', '*' or '>' (a JetStream subject holds the name as one token). A
+// store adds its own rules and reports either with ErrInvalidStream.
+func PortableStreamName(stream string) string {
+	switch {
+	case stream == "":
+		return "empty"
+	case len(stream) > MaxStreamNameLen:
+		return fmt.Sprintf("longer than %d bytes", MaxStreamNameLen)
+	case !utf8.ValidString(stream):
+		return "not UTF-8"
+	case strings.ContainsAny(stream, ".*>"):
+		return "contains '.', '*' or '>'"
+	case strings.IndexFunc(stream, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return "contains whitespace or a control character"
+	}
+	return ""
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
@@ -17,7 +15,7 @@ import (
 
 // MaxStreamNameLen is the longest event stream name accepted, in bytes; the
 // same bound as the JetStream adapter, so that a log moves between the two.
-const MaxStreamNameLen = 255
+const MaxStreamNameLen = eventstore.MaxStreamNameLen
 
 // errNotCommit reports an event in one of the store's streams that this
 // adapter did not write (it lacks the commit metadata), so the commit it
@@ -52,27 +50,17 @@ func decodeMeta(b []byte) (commitMeta, error) {
 }
 
 // checkStreamName refuses names the store cannot keep in its global log:
-// outside the prefix (the global log is $all filtered on it), system streams
-// ('$'), and names a JetStream log could not carry either.
+// names not portable between the stores (see eventstore.PortableStreamName,
+// so that a log can move to JetStream), outside the prefix (the global log
+// is $all filtered on it), and system streams ('$').
 func checkStreamName(prefix, stream string) error {
-	why := ""
+	why := eventstore.PortableStreamName(stream)
 	switch {
-	case stream == "":
-		why = "empty"
-	case len(stream) > MaxStreamNameLen:
-		why = fmt.Sprintf("longer than %d bytes", MaxStreamNameLen)
-	case !utf8.ValidString(stream):
-		why = "not UTF-8"
+	case why != "":
 	case strings.HasPrefix(stream, "$"):
 		why = "a system stream name (starts with '$')"
 	case !strings.HasPrefix(stream, prefix) || len(stream) == len(prefix):
 		why = fmt.Sprintf("does not start with %q followed by an id (the global log holds only those streams)", prefix)
-	case strings.IndexFunc(stream, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		why = "contains whitespace or a control character"
-	case strings.ContainsAny(stream, ".*>"):
-		// Not a limit of EventStoreDB; kept so that a log can move to
-		// JetStream, where such a name is not one subject token.
-		why = "contains '.', '*' or '>'"
 	}
 	if why != "" {
 		return fmt.Errorf("esdb: stream %q: %s: %w", stream, why, eventstore.ErrInvalidStream)

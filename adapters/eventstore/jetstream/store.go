@@ -34,7 +34,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
@@ -58,7 +57,7 @@ const (
 )
 
 // MaxStreamNameLen is the longest event stream name accepted, in bytes.
-const MaxStreamNameLen = 255
+const MaxStreamNameLen = eventstore.MaxStreamNameLen
 
 // maxConflictRetries bounds how often Append re-publishes after finding that
 // only its cached sequence was stale, in case the stream keeps moving.
@@ -344,21 +343,7 @@ func (s *Store) subject(stream string) (string, error) {
 }
 
 func checkStreamName(stream string) error {
-	why := ""
-	switch {
-	case stream == "":
-		why = "empty"
-	case len(stream) > MaxStreamNameLen:
-		why = fmt.Sprintf("longer than %d bytes", MaxStreamNameLen)
-	case !utf8.ValidString(stream):
-		why = "not UTF-8"
-	case strings.ContainsAny(stream, ".*>"):
-		// '.' would make it two subject tokens, '*' and '>' wildcards.
-		why = "contains '.', '*' or '>'"
-	case strings.IndexFunc(stream, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		why = "contains whitespace or a control character"
-	}
-	if why != "" {
+	if why := eventstore.PortableStreamName(stream); why != "" {
 		return fmt.Errorf("jetstream: stream %q: %s: %w", stream, why, eventstore.ErrInvalidStream)
 	}
 	return nil
