@@ -105,6 +105,18 @@ func BenchmarkQueryYear(b *testing.B) {
 			}
 		})
 	}
+	// A street's own figures, from the breakdowns within a street.
+	for _, g := range StreetGroupBys() {
+		b.Run("street-"+g, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := s.QueryStreet("longqiao", g, from, to)
+				if err != nil || len(res.Groups) == 0 {
+					b.Fatal(err, len(res.Groups))
+				}
+			}
+		})
+	}
 	// For scale: the same query over one day.
 	b.Run("street-one-day", func(b *testing.B) {
 		for b.Loop() {

@@ -17,14 +17,16 @@ import (
 // day the case was raised: an event of a case raised on 23 November updates
 // the buckets of 23 November whenever it happens. State is pre-aggregated in
 // day buckets keyed by (dimension, key, day) for the dimensions street,
-// community, category, urgency, day and assignee, so a query over a window
-// reads aggregates only, never events (see series for how a window of any
-// length costs O(log days)).
+// community, category, urgency, day and assignee, and for two breakdowns
+// within a street: street × category and street × urgency (see QueryStreet),
+// so a query over a window reads aggregates only, never events (see series
+// for how a window of any length costs O(log days)).
 //
 // Attribution:
 //   - case figures (raised, closed, closed on time, disputes resolved and
 //     their success, ratings, time to close) count for the case's street,
-//     community, category, urgency and day, and for every assignee that was
+//     community, category, urgency and day, its street × category and
+//     street × urgency, and for every assignee that was
 //     given a lead or assist assignment in the case (or claimed it). An
 //     assignee keeps counting for a case it later declined: the figures of
 //     a cohort only grow, and a decline does not erase the part it held. An
@@ -51,10 +53,13 @@ import (
 //   - one bucket per (dimension, key, day) with something counted: 13 counters
 //     and two sparse histograms of at most a few hundred 8-byte bins; plus a
 //     Fenwick tree per key over its days, derived from the buckets, of about
-//     as many nodes again. A year of 20 cases a day (7,663 buckets, 762 open
-//     cases, 1,592 closed cases awaiting a rating) holds 6.4 MB in all;
+//     as many nodes again. The breakdowns within a street add at most
+//     streets × (categories + urgencies) keys, bounded by the directory. A
+//     year of 20 cases a day in two streets of five categories (12,832
+//     buckets, 5,169 of them within a street; 762 open cases, 1,592 closed
+//     cases awaiting a rating) holds 9.5 MB in all;
 //   - per open case: its cohort keys, its assignments (assignee, role,
-//     times) and what it counted so far (about 300 bytes plus 100 per
+//     times) and what it counted so far (about 380 bytes plus 100 per
 //     assignment);
 //   - per closed case not yet rated: a 16-byte record (version, cohort day,
 //     index of its interned profile of keys) plus its id in a map, because a
@@ -93,6 +98,12 @@ const (
 	dimCategory
 	dimUrgency
 	dimDay
+	// dimStreetCategory and dimStreetUrgency break a street's own cases down
+	// by category and by urgency: their keys are withinKey(street, category)
+	// and withinKey(street, urgency), so a street's figures by category count
+	// its own cases only. Query does not group by them; QueryStreet does.
+	dimStreetCategory
+	dimStreetUrgency
 	dimAssignee
 	numDims
 )
@@ -101,13 +112,21 @@ const (
 // last one, assignee, depends on the assignments.
 const numCaseDims = int(dimAssignee)
 
-var dimNames = [numDims]string{"street", "community", "category", "urgency", "day", "assignee"}
+// dimNames name the dimensions in snapshots and in Diff.
+var dimNames = [numDims]string{"street", "community", "category", "urgency", "day", "street_category", "street_urgency", "assignee"}
 
 // GroupBys returns the valid values of Query's groupBy, in DESIGN.md order.
 func GroupBys() []string {
 	return []string{"street", "community", "assignee", "category", "urgency", "day"}
 }
 
+// StreetGroupBys returns the valid values of QueryStreet's groupBy: the
+// groupings kept within each street.
+func StreetGroupBys() []string {
+	return []string{"category", "urgency"}
+}
+
+// parseDim reads any dimension's name, as snapshots write it.
 func parseDim(s string) (dim, bool) {
 	for d, name := range dimNames {
 		if name == s {
@@ -115,6 +134,36 @@ func parseDim(s string) (dim, bool) {
 		}
 	}
 	return 0, false
+}
+
+// parseGroupBy reads a groupBy of Query (one of GroupBys).
+func parseGroupBy(s string) (dim, bool) {
+	if !slices.Contains(GroupBys(), s) {
+		return 0, false
+	}
+	return parseDim(s)
+}
+
+// withinDims maps a groupBy of QueryStreet to its dimension.
+var withinDims = map[string]dim{"category": dimStreetCategory, "urgency": dimStreetUrgency}
+
+// withinSep ends the street part of a key of dimStreetCategory or
+// dimStreetUrgency. Directory ids never hold it; withinKey escapes it in
+// the street all the same, so that the first one always ends the street
+// and a street never reads another street's keys, whatever the log holds.
+const withinSep = "/"
+
+var streetEscaper = strings.NewReplacer("%", "%25", withinSep, "%2F")
+
+// withinKey is the key of inner (a category or an urgency) within street:
+// "longqiao/river-pollution".
+func withinKey(street, inner string) string {
+	return streetEscaper.Replace(street) + withinSep + inner
+}
+
+// withinPrefix is what every key within street begins with.
+func withinPrefix(street string) string {
+	return streetEscaper.Replace(street) + withinSep
 }
 
 // counter indexes the integer figures of a bucket.
@@ -429,16 +478,24 @@ func (s *Stats) apply(env domain.Envelope, e domain.Event) error {
 func (s *Stats) raise(id string, e domain.WhistleRaised, at time.Time) {
 	day := dayOf(at)
 	c := &openCase{version: 1, day: day, raisedAt: at, kind: e.Kind}
-	c.keys = [numCaseDims]string{
-		dimStreet: s.strs.get(e.Street), dimCommunity: s.strs.get(e.Community),
-		dimCategory: s.strs.get(e.Category), dimUrgency: s.strs.get(string(e.Urgency)),
-		dimDay: s.strs.get(dayKey(day)),
-	}
+	c.keys = s.caseKeys(e.Street, e.Community, e.Category, string(e.Urgency), dayKey(day))
 	for d := range numCaseDims {
 		c.caseB[d] = s.cell(dim(d), c.keys[d], day)
 	}
 	s.open[id] = c
 	s.bump(c, cRaised, 1)
+}
+
+// caseKeys returns the keys a case counts under in every case dimension,
+// interned; day may be "" (a closed case's profile leaves it out).
+func (s *Stats) caseKeys(street, community, category, urgency, day string) [numCaseDims]string {
+	return [numCaseDims]string{
+		dimStreet: s.strs.get(street), dimCommunity: s.strs.get(community),
+		dimCategory: s.strs.get(category), dimUrgency: s.strs.get(urgency),
+		dimDay:            s.strs.get(day),
+		dimStreetCategory: s.strs.get(withinKey(street, category)),
+		dimStreetUrgency:  s.strs.get(withinKey(street, urgency)),
+	}
 }
 
 // latest returns the assignee's latest assignment, as domain.Case.Assignment.
@@ -638,15 +695,68 @@ type Group struct {
 // length of the window and the number of events behind it: a year costs no
 // more than a day.
 func (s *Stats) Query(groupBy string, from, to time.Time, filter func(key string) bool) (Result, error) {
-	d, ok := parseDim(groupBy)
+	d, ok := parseGroupBy(groupBy)
 	if !ok {
 		return Result{}, fmt.Errorf("%w: unknown group_by %q (want one of %s)", ErrBadQuery, groupBy, strings.Join(GroupBys(), ", "))
 	}
-	if !from.IsZero() && !to.IsZero() && from.After(to) {
-		return Result{}, fmt.Errorf("%w: from %s is after to %s", ErrBadQuery, from.Format(time.RFC3339), to.Format(time.RFC3339))
+	res, lo, hi, err := window(groupBy, from, to)
+	if err != nil {
+		return Result{}, err
 	}
-	res := Result{GroupBy: groupBy, Groups: []Group{}}
-	lo, hi := int32(math.MinInt32), int32(math.MaxInt32)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	keys := make([]shownKey, 0, len(s.series[d]))
+	for k := range s.series[d] {
+		if filter == nil || filter(k) {
+			keys = append(keys, shownKey{k, k})
+		}
+	}
+	s.groups(&res, d, keys, lo, hi)
+	return res, nil
+}
+
+// QueryStreet returns the figures of street's own cases raised in [from,
+// to), grouped by groupBy (one of StreetGroupBys: category or urgency), one
+// group per category or urgency that counted something in the window,
+// keyed by the category or urgency and sorted by key. Another street's
+// cases are never counted: the groups are read from the day buckets of
+// (street, category) and (street, urgency), kept by the same fold as the
+// rest, so the window is widened to whole days and costs as in Query, and a
+// year costs no more than a day. A street that counted nothing, or that the
+// log never named, has no groups.
+func (s *Stats) QueryStreet(street, groupBy string, from, to time.Time) (Result, error) {
+	d, ok := withinDims[groupBy]
+	if !ok {
+		return Result{}, fmt.Errorf("%w: group_by %q is not kept within a street (want one of %s)", ErrBadQuery, groupBy, strings.Join(StreetGroupBys(), ", "))
+	}
+	res, lo, hi, err := window(groupBy, from, to)
+	if err != nil {
+		return Result{}, err
+	}
+	prefix := withinPrefix(street)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var keys []shownKey
+	for k := range s.series[d] {
+		if inner, ok := strings.CutPrefix(k, prefix); ok {
+			keys = append(keys, shownKey{k, inner})
+		}
+	}
+	s.groups(&res, d, keys, lo, hi)
+	return res, nil
+}
+
+// shownKey is a key of a dimension and the key its group shows.
+type shownKey struct{ key, shown string }
+
+// window checks a query's window and returns an empty result for it, with
+// the days [lo, hi) it covers: every UTC day the window touches, whole.
+func window(groupBy string, from, to time.Time) (res Result, lo, hi int32, err error) {
+	if !from.IsZero() && !to.IsZero() && from.After(to) {
+		return Result{}, 0, 0, fmt.Errorf("%w: from %s is after to %s", ErrBadQuery, from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	res = Result{GroupBy: groupBy, Groups: []Group{}}
+	lo, hi = int32(math.MinInt32), int32(math.MaxInt32)
 	if !from.IsZero() {
 		lo = dayOf(from)
 		t := dayStart(lo)
@@ -660,21 +770,19 @@ func (s *Stats) Query(groupBy string, from, to time.Time, filter func(key string
 		t := dayStart(hi)
 		res.To = &t
 	}
+	return res, lo, hi, nil
+}
 
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	keys := make([]string, 0, len(s.series[d]))
-	for k := range s.series[d] {
-		if filter == nil || filter(k) {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
+// groups appends to res the figures over the days [lo, hi) of each key of
+// dimension d that counted something then, in order of the keys shown. The
+// caller holds s.mu.
+func (s *Stats) groups(res *Result, d dim, keys []shownKey, lo, hi int32) {
+	slices.SortFunc(keys, func(a, b shownKey) int { return strings.Compare(a.shown, b.shown) })
 	report, closing := getAcc(), getAcc()
 	defer putAcc(report)
 	defer putAcc(closing)
 	for _, k := range keys {
-		sr := s.series[d][k]
+		sr := s.series[d][k.key]
 		first, _ := sr.find(lo)
 		last, _ := sr.find(hi)
 		if first == last {
@@ -696,9 +804,8 @@ func (s *Stats) Query(groupBy string, from, to time.Time, filter func(key string
 			sr.tree.addPrefix(int64(hi), 1, &n, report, closing)
 			sr.tree.addPrefix(int64(lo), -1, &n, report, closing)
 		}
-		res.Groups = append(res.Groups, s.group(k, &n, report, closing))
+		res.Groups = append(res.Groups, s.group(k.shown, &n, report, closing))
 	}
-	return res, nil
 }
 
 // QueryDays returns one key's figures day by day: the cases of key (a
@@ -708,22 +815,13 @@ func (s *Stats) Query(groupBy string, from, to time.Time, filter func(key string
 // assignee gets its own series without any other key's cases; the window
 // is widened to whole days as in Query.
 func (s *Stats) QueryDays(groupBy, key string, from, to time.Time) (Result, error) {
-	d, ok := parseDim(groupBy)
+	d, ok := parseGroupBy(groupBy)
 	if !ok || d == dimDay {
 		return Result{}, fmt.Errorf("%w: group_by %q cannot be split by day (want one of street, community, category, urgency, assignee)", ErrBadQuery, groupBy)
 	}
-	// Query validates the window and sets its bounds.
-	res, err := s.Query(groupBy, from, to, func(k string) bool { return false })
+	res, lo, hi, err := window("day", from, to)
 	if err != nil {
 		return Result{}, err
-	}
-	res.GroupBy = "day"
-	lo, hi := int32(math.MinInt32), int32(math.MaxInt32)
-	if res.From != nil {
-		lo = dayOf(*res.From)
-	}
-	if res.To != nil {
-		hi = dayOf(*res.To)
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -12,7 +12,20 @@ import (
 
 // statsFormat names the snapshot encoding; a snapshot of another format is
 // refused rather than guessed at.
-const statsFormat = "whistle-stats/1"
+//
+// Format 2 adds the buckets of street × category and street × urgency
+// (dimensions street_category and street_urgency). A format 1 snapshot
+// lacks them, and they cannot be derived from it: the cases it has
+// forgotten counted in them. It is refused (ErrBadSnapshot), so that its
+// owner folds the log again from the start, which builds them (the read
+// model runner does this with any snapshot it cannot use).
+const statsFormat = "whistle-stats/2"
+
+// statsFormatsBefore are the formats statsFormat replaced, with why they
+// cannot be restored, for the error that refuses them.
+var statsFormatsBefore = map[string]string{
+	"whistle-stats/1": "it predates the street_category and street_urgency buckets, which only a fold of the log from the start can build",
+}
 
 // statsSnap is the whole state of Stats in a canonical order: equal states
 // encode to equal bytes.
@@ -226,6 +239,9 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // restore builds the state of an empty Stats from a snapshot.
 func (s *Stats) restore(snap *statsSnap) error {
+	if why, ok := statsFormatsBefore[snap.Format]; ok {
+		return fmt.Errorf("format %q, want %q: %s", snap.Format, statsFormat, why)
+	}
 	if snap.Format != statsFormat {
 		return fmt.Errorf("format %q, want %q", snap.Format, statsFormat)
 	}
@@ -284,10 +300,7 @@ func (s *Stats) restore(snap *statsSnap) error {
 		}
 		day := dayOf(o.RaisedAt)
 		c := &openCase{version: o.Version, day: day, raisedAt: o.RaisedAt.UTC(), kind: domain.Kind(s.strs.get(string(o.Kind)))}
-		c.keys = [numCaseDims]string{
-			dimStreet: s.strs.get(o.Street), dimCommunity: s.strs.get(o.Community),
-			dimCategory: s.strs.get(o.Category), dimUrgency: s.strs.get(o.Urgency), dimDay: s.strs.get(dayKey(day)),
-		}
+		c.keys = s.caseKeys(o.Street, o.Community, o.Category, o.Urgency, dayKey(day))
 		var err error
 		for d := range numCaseDims {
 			if c.caseB[d], err = existing(dim(d), c.keys[d], day); err != nil {
@@ -321,10 +334,7 @@ func (s *Stats) restore(snap *statsSnap) error {
 		if err != nil {
 			return fmt.Errorf("closed case %s: %v", cs.CaseID, err)
 		}
-		keys := [numCaseDims]string{
-			dimStreet: s.strs.get(cs.Street), dimCommunity: s.strs.get(cs.Community),
-			dimCategory: s.strs.get(cs.Category), dimUrgency: s.strs.get(cs.Urgency),
-		}
+		keys := s.caseKeys(cs.Street, cs.Community, cs.Category, cs.Urgency, "")
 		assignees := make([]string, len(cs.Assignees))
 		for i, a := range cs.Assignees {
 			assignees[i] = s.strs.get(a)

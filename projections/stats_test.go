@@ -647,6 +647,17 @@ func TestStatsRestartMidway(t *testing.T) {
 					t.Fatalf("seed %d cut %d: %s figures differ after restart", seed, cut, g)
 				}
 			}
+			for _, street := range []string{"longqiao", "donghai"} {
+				for _, g := range StreetGroupBys() {
+					a, _ := want.QueryStreet(street, g, time.Time{}, time.Time{})
+					b, _ := resumed.QueryStreet(street, g, time.Time{}, time.Time{})
+					ja, _ := json.Marshal(a)
+					jb, _ := json.Marshal(b)
+					if string(ja) != string(jb) {
+						t.Fatalf("seed %d cut %d: %s's figures by %s differ after restart", seed, cut, street, g)
+					}
+				}
+			}
 		}
 	}
 }
@@ -660,7 +671,7 @@ func TestStatsSnapshotRefusesGarbage(t *testing.T) {
 		"other format":   strings.Replace(string(good), statsFormat, "whistle-stats/0", 1),
 		"unknown count":  strings.Replace(string(good), `"raised"`, `"razed"`, 1),
 		"bad day":        strings.Replace(string(good), `"day":"2026-11-23"`, `"day":"23/11/2026"`, 1),
-		"missing bucket": `{"format":"whistle-stats/1","position":1,"buckets":[],"open":[{"case_id":"x","version":1,"raised_at":"2026-11-23T08:00:00Z","street":"longqiao"}],"closed":[]}`,
+		"missing bucket": `{"format":"` + statsFormat + `","position":1,"buckets":[],"open":[{"case_id":"x","version":1,"raised_at":"2026-11-23T08:00:00Z","street":"longqiao"}],"closed":[]}`,
 	} {
 		fresh := newStats(t)
 		if err := fresh.UnmarshalBinary([]byte(data)); !errors.Is(err, ErrBadSnapshot) {
@@ -691,6 +702,8 @@ func TestDiffStatsNamesEveryDifference(t *testing.T) {
 		"stats position: live 4, replay 0",
 		"stats street=longqiao day=2026-11-23 closed: live 1, replay 0",
 		"stats assignee=urban-management day=2026-11-23 closed_on_time: live 1, replay 0",
+		"stats street_category=longqiao/manhole-cover day=2026-11-23 closed: live 1, replay 0",
+		"stats street_urgency=longqiao/routine day=2026-11-23 close_seconds near",
 		"stats day=2026-11-23 day=2026-11-23 close_seconds near",
 		"stats open case " + id + ": live none, replay {",
 		"stats closed case awaiting rating " + id + ": live {",

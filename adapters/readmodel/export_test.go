@@ -7,3 +7,7 @@ func SetChunkSize(n int) (restore func()) {
 	chunkSize = n
 	return func() { chunkSize = old }
 }
+
+// Checksum is the checksum a snapshot file carries, for a test that writes
+// one of an older format.
+func Checksum(directory string, stats, board []byte) string { return checksum(directory, stats, board) }

@@ -43,7 +43,7 @@ type HTTPConfig struct {
 // Routes returns the read models' routes, for httpapi.Config.Extra:
 //
 //	GET /v1/cases                 the case list, scoped by role
-//	GET /v1/stats                 the figures, scoped by role; ?as_of= for auditors
+//	GET /v1/stats                 the figures, scoped by role; ?street= for one street's; ?as_of= for auditors
 //	GET /v1/log                   the global log, for auditors (whistle replay)
 //	GET /v1/readmodels/snapshot   the live models and their position, for auditors
 func Routes(cfg HTTPConfig) (func(mux *http.ServeMux, api *httpapi.API), error) {
@@ -269,14 +269,18 @@ func parseTime(s string) (time.Time, error) {
 
 // stats answers the figures. Scope: an auditor sees every group; a street
 // sees its own figures, grouped by street (its own group), by community
-// (its own communities) or by day (its own cases, day by day); a department
-// or unit sees its own figures, grouped by assignee (its own group) or by
-// day. The figures are pre-aggregated by one
-// dimension at a time, so "a street's figures by category" cannot be
-// answered without counting other streets' cases: those groupings are
-// refused with 403 rather than leaked.
+// (its own communities), by category or urgency (its own cases, from the
+// breakdowns kept within each street) or by day (its own cases, day by
+// day); a department or unit sees its own figures, grouped by assignee (its
+// own group) or by day. Assignee figures are not kept per street, so "a
+// street's figures by assignee" cannot be answered without counting other
+// streets' cases: a street asking for them is refused with 403 rather than
+// leaked.
+//
+// ?street= narrows the figures to one street's cases: an auditor may name
+// any street of the directory, a street only itself.
 func (h *handlers) stats(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r, "group_by", "from", "to", "as_of", "position")
+	q, ok := query(w, r, "group_by", "street", "from", "to", "as_of", "position")
 	if !ok {
 		return
 	}
@@ -290,6 +294,11 @@ func (h *handlers) stats(w http.ResponseWriter, r *http.Request) {
 	}
 	if !slices.Contains(projections.GroupBys(), groupBy) {
 		invalid(w, "group_by", "group_by %q is not one of %s", groupBy, strings.Join(projections.GroupBys(), ", "))
+		return
+	}
+	street := q.Get("street")
+	if _, ok := h.cfg.Directory.Street(street); street != "" && !ok {
+		invalid(w, "street", "no street %q in directory %s", street, h.cfg.Directory.Version)
 		return
 	}
 	var from, to, asOf time.Time
@@ -313,38 +322,64 @@ func (h *handlers) stats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var filter func(key string) bool
-	// ownDays: the caller's own figures split by day, read from its own
-	// key's day buckets (the dimension its key lives in).
-	ownDays := ""
+	// Scope: who may read which figures, and, for a street, narrow them to it.
 	switch actor.Role {
 	case domain.ActorAuditor:
 	case domain.ActorStreet:
-		switch groupBy {
-		case "street":
-			filter = func(key string) bool { return key == actor.ID }
-		case "community":
-			own := streetCommunities(h.cfg.Directory, actor.ID)
-			filter = func(key string) bool { return own[key] }
-		case "day":
-			ownDays = "street"
-		default:
-			forbidden(w, "group_by", "a street sees its own figures grouped by street, community or day, not by "+groupBy)
+		if street != "" && street != actor.ID {
+			forbidden(w, "street", fmt.Sprintf("a street sees its own figures only: %s may not read those of %s", actor.ID, street))
 			return
 		}
+		if groupBy == "assignee" {
+			forbidden(w, "group_by", "a street sees its own figures grouped by street, community, category, urgency or day, not by assignee: "+
+				"assignee figures are not kept per street, and would count other streets' cases")
+			return
+		}
+		street = actor.ID
 	case domain.ActorDepartment, domain.ActorUnit:
-		switch groupBy {
-		case "assignee":
-			filter = func(key string) bool { return key == actor.ID }
-		case "day":
-			ownDays = "assignee"
-		default:
-			forbidden(w, "group_by", "a department or unit sees its own figures grouped by assignee or day, not by "+groupBy)
+		if street != "" {
+			forbidden(w, "street", "a department or unit sees its own figures, not a street's: street= is for streets and auditors")
 			return
 		}
 	default:
 		forbidden(w, "", "your role may not read the figures")
 		return
+	}
+	var filter func(key string) bool
+	// ownDays: the figures of one key split by day, read from that key's day
+	// buckets (the dimension its key lives in): a street's or an assignee's
+	// own cases.
+	ownDays, ownKey := "", ""
+	// within: the figures of street's own cases grouped by category or
+	// urgency, read from the breakdowns kept within each street.
+	within := false
+	switch {
+	case street != "":
+		switch groupBy {
+		case "street":
+			filter = func(key string) bool { return key == street }
+		case "community":
+			own := streetCommunities(h.cfg.Directory, street)
+			filter = func(key string) bool { return own[key] }
+		case "category", "urgency":
+			within = true
+		case "day":
+			ownDays, ownKey = "street", street
+		default:
+			invalid(w, "group_by", "the figures of one street (street=%s) are grouped by street, community, category, urgency or day, not by %s: "+
+				"%s figures are not kept per street", street, groupBy, groupBy)
+			return
+		}
+	case actor.IsAssignee():
+		switch groupBy {
+		case "assignee":
+			filter = func(key string) bool { return key == actor.ID }
+		case "day":
+			ownDays, ownKey = "assignee", actor.ID
+		default:
+			forbidden(w, "group_by", "a department or unit sees its own figures grouped by assignee or day, not by "+groupBy)
+			return
+		}
 	}
 	if !asOf.IsZero() && actor.Role != domain.ActorAuditor {
 		// Each as_of folds the whole log again: an auditor's tool, not a
@@ -366,9 +401,12 @@ func (h *handlers) stats(w http.ResponseWriter, r *http.Request) {
 	}
 	var res projections.Result
 	var err error
-	if ownDays != "" {
-		res, err = stats.QueryDays(ownDays, actor.ID, from, to)
-	} else {
+	switch {
+	case ownDays != "":
+		res, err = stats.QueryDays(ownDays, ownKey, from, to)
+	case within:
+		res, err = stats.QueryStreet(street, groupBy, from, to)
+	default:
 		res, err = stats.Query(groupBy, from, to, filter)
 	}
 	if err != nil {

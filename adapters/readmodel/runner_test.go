@@ -2,6 +2,7 @@ package readmodel_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -246,6 +247,7 @@ func TestUnusableSnapshotRebuildsFromZero(t *testing.T) {
 		data []byte
 		dir  *domain.Directory
 	}{
+		{"figures of the format before the breakdowns within a street", statsFormat1(t, env.Dir, good), env.Dir},
 		{"torn", good[:len(good)/2], env.Dir},
 		{"altered", flipped, env.Dir},
 		{"not JSON", []byte("\x00\x01garbage"), env.Dir},
@@ -269,6 +271,11 @@ func TestUnusableSnapshotRebuildsFromZero(t *testing.T) {
 			if n := totalRaised(t, r); n != 3 {
 				t.Fatalf("rebuilt with %d cases raised, want 3", n)
 			}
+			// The rebuild holds the breakdowns within a street too.
+			res, err := r.Stats().QueryStreet("longqiao", "category", time.Time{}, time.Time{})
+			if err != nil || len(res.Groups) != 3 {
+				t.Fatalf("rebuilt: longqiao by category %+v, %v; want its 3 categories", res.Groups, err)
+			}
 		})
 	}
 
@@ -283,6 +290,55 @@ func TestUnusableSnapshotRebuildsFromZero(t *testing.T) {
 			t.Fatalf("a snapshot past the end of the log was used: position %d, %d cases", r.Position(), r.Board().Len())
 		}
 	})
+}
+
+// statsFormat1 rewrites a snapshot file as the code before the breakdowns
+// within a street wrote it: figures of format whistle-stats/1 without the
+// street_category and street_urgency buckets, checksum and all in order.
+func statsFormat1(t *testing.T, dir *domain.Directory, good []byte) []byte {
+	t.Helper()
+	var file map[string]json.RawMessage
+	if err := json.Unmarshal(good, &file); err != nil {
+		t.Fatal(err)
+	}
+	var stats map[string]json.RawMessage
+	if err := json.Unmarshal(file["stats"], &stats); err != nil {
+		t.Fatal(err)
+	}
+	var buckets []map[string]any
+	if err := json.Unmarshal(stats["buckets"], &buckets); err != nil {
+		t.Fatal(err)
+	}
+	kept := buckets[:0]
+	for _, b := range buckets {
+		if d := b["dim"]; d != "street_category" && d != "street_urgency" {
+			kept = append(kept, b)
+		}
+	}
+	if len(kept) == len(buckets) {
+		t.Fatal("test setup: the snapshot holds no bucket within a street")
+	}
+	stats["format"], _ = json.Marshal("whistle-stats/1")
+	stats["buckets"], _ = json.Marshal(kept)
+	file["stats"], _ = json.Marshal(stats)
+	var directory string
+	if err := json.Unmarshal(file["directory"], &directory); err != nil {
+		t.Fatal(err)
+	}
+	file["sha256"], _ = json.Marshal(readmodel.Checksum(directory, file["stats"], file["board"]))
+	out, err := json.Marshal(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Refused for its format, not for a checksum this rewrite got wrong.
+	m, err := readmodel.NewModels(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Unmarshal(out); !errors.Is(err, readmodel.ErrBadSnapshot) || !strings.Contains(err.Error(), `format "whistle-stats/1"`) {
+		t.Fatalf("test setup: a format 1 snapshot is refused with %v, want its format named", err)
+	}
+	return out
 }
 
 func TestWaitForSeesTheWrite(t *testing.T) {

@@ -30,7 +30,7 @@ Everyone involved, and auditors:
   directory                       streets, communities, departments, units, categories
   cases [--status --street --community --assignee --category --urgency --overdue --limit --cursor] [--all] [--json]
                                   the case board, as far as you may see it
-  stats [--group-by G] [--from F] [--to T] [--as-of RFC3339] [--json]
+  stats [--group-by G] [--street S] [--from F] [--to T] [--as-of RFC3339] [--json]
                                   the figures as a table (--as-of: auditors)
 Auditors:
   replay [--quiet]                rebuild every read model from the log and compare with the live ones

@@ -13,7 +13,7 @@ import (
 	"github.com/whistle-gov/whistle/projections"
 )
 
-// whistle stats [--group-by G] [--from F] [--to T] [--as-of A] [--json]:
+// whistle stats [--group-by G] [--street S] [--from F] [--to T] [--as-of A] [--json]:
 // the figures as a table, one row per group.
 func init() {
 	commands["stats"] = showStats
@@ -22,6 +22,7 @@ func init() {
 func showStats(ctx context.Context, c *client, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
 	groupBy := fs.String("group-by", "", "street, community, assignee, category, urgency or day (default: street; assignee for a department or unit)")
+	street := fs.String("street", "", "only this street's cases (auditors; a street sees its own anyway)")
 	from := fs.String("from", "", "first day counted: RFC 3339 time or 2006-01-02 (cases raised from then)")
 	to := fs.String("to", "", "end of the window, exclusive: RFC 3339 time or 2006-01-02")
 	asOf := fs.String("as-of", "", "the figures as they stood at this RFC 3339 time (auditors)")
@@ -31,7 +32,7 @@ func showStats(ctx context.Context, c *client, args []string, out io.Writer) err
 		return err
 	}
 	q := url.Values{}
-	for name, v := range map[string]string{"group_by": *groupBy, "from": *from, "to": *to, "as_of": *asOf, "position": *position} {
+	for name, v := range map[string]string{"group_by": *groupBy, "street": *street, "from": *from, "to": *to, "as_of": *asOf, "position": *position} {
 		if v != "" {
 			q.Set(name, v)
 		}

@@ -593,6 +593,23 @@ func rmCheckScopes(t *testing.T, d *rmDay) {
 			t.Fatalf("%s by day: %+v; want days summing to its own group %+v", who.principal, days.Groups, who.whole)
 		}
 	}
+	// Its own figures by category and by urgency: its own cases only, so
+	// they sum to its own group; an auditor naming the street reads the same.
+	for _, groupBy := range []string{"category", "urgency"} {
+		var mineBy, audited rmStats
+		mustStatus(t, "zhenhai's figures by "+groupBy, s.Do("GET", "/v1/stats?group_by="+groupBy, "street:zhenhai", nil, &mineBy), 200)
+		mustStatus(t, "zhenhai's figures by "+groupBy+", as the auditor", s.Do("GET", "/v1/stats?street=zhenhai&group_by="+groupBy, "auditor:auditor", nil, &audited), 200)
+		var raised, closed, assignments int64
+		for i, g := range mineBy.Groups {
+			raised, closed, assignments = raised+g.Raised, closed+g.Closed, assignments+g.Assignments
+			if i >= len(audited.Groups) || audited.Groups[i].Key != g.Key || len(rmGroupDiff(g, audited.Groups[i])) > 0 {
+				t.Fatalf("zhenhai by %s: %+v; the auditor reads %+v", groupBy, mineBy.Groups, audited.Groups)
+			}
+		}
+		if len(mineBy.Groups) != len(audited.Groups) || raised != own.Groups[0].Raised || closed != own.Groups[0].Closed || assignments != own.Groups[0].Assignments {
+			t.Fatalf("zhenhai by %s: %+v; want groups summing to its own group %+v", groupBy, mineBy.Groups, own.Groups[0])
+		}
+	}
 	var list struct {
 		Cases []struct {
 			Street      string `json:"street"`
@@ -635,7 +652,9 @@ func rmCheckScopes(t *testing.T, d *rmDay) {
 		field                 string
 	}{
 		{"another street's cases", "/v1/cases?street=longqiao", "street:zhenhai", 403, "street"},
-		{"another street's figures by category", "/v1/stats?group_by=category", "street:zhenhai", 403, "group_by"},
+		{"another street's figures by category", "/v1/stats?group_by=category&street=longqiao", "street:zhenhai", 403, "street"},
+		{"a street's figures by assignee", "/v1/stats?group_by=assignee", "street:zhenhai", 403, "group_by"},
+		{"one street's figures by assignee", "/v1/stats?group_by=assignee&street=zhenhai", "auditor:auditor", 422, "group_by"},
 		{"another assignee's cases", "/v1/cases?assignee=ecology-bureau", "department:water-bureau", 403, "assignee"},
 		{"the log, by a street", "/v1/log", "street:longqiao", 403, ""},
 		{"the snapshot, by a department", "/v1/readmodels/snapshot", "department:water-bureau", 403, ""},
