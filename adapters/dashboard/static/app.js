@@ -467,13 +467,19 @@
   function upsertCase(c, quiet) {
     const old = state.cases.get(c.case_id);
     if (old && old.version > c.version) return;
+    if (!old || old.version < c.version) caseChanged(c.case_id);
     // A list's summary lacks some of a case's fields (rating, mediation):
     // keep what a full read gave.
     if (old) c = Object.assign({}, old, c, { assignments: c.assignments || old.assignments });
     if (state.statusFilter && c.status !== state.statusFilter && me.role === 'auditor') return;
+    const same = old && JSON.stringify(old) === JSON.stringify(c);
     state.cases.set(c.case_id, c);
     if (quiet) return;
     const el = document.querySelector('li.item[data-case-id="' + c.case_id + '"]');
+    // A read that shows nothing new (the echo of this tab's own command,
+    // or a second read of one change) leaves the item alone, and with it
+    // a form being filled in there.
+    if (el && same) return;
     if (el) {
       el.replaceWith(caseItem(c));
     } else if (state.view === 'raise') {
@@ -640,6 +646,7 @@
     if (ev.event === 'synced') { state.queueSynced = true; redrawQueue(); return; }
     if (ev.event !== 'change') return;
     const m = JSON.parse(ev.data);
+    caseChanged(m.case_id);
     const old = state.queue.get(m.case_id);
     if (old && old.version > m.version) return;
     const a = m.assignment;
@@ -649,14 +656,15 @@
       redrawQueue(m.case_id);
       return;
     }
-    state.queue.set(m.case_id, {
+    const it = {
       case_id: m.case_id, assignee: a.assignee, role: a.role, status: a.status, report_by: a.report_by,
       resolve_by: a.resolve_by, reported_at: old ? old.reported_at : null, overdue: a.overdue, street: m.street,
       community: m.community, category: m.category, kind: m.kind, urgency: m.urgency, title: m.title,
       case_status: m.case_status, version: m.version
-    });
+    };
+    state.queue.set(m.case_id, it);
     if (!old && state.queueSynced) setStatus(t('newAssignment', m.title || nameOf(m.category)), 'ok');
-    redrawQueue(m.case_id);
+    if (!sameItem(old, it)) redrawQueue(m.case_id);
   }
 
   // applyCaseToQueue updates the item from a command's answer at once,
@@ -666,17 +674,28 @@
     const version = c.version - 1; // the version of the case's last event
     const old = state.queue.get(c.case_id);
     if (old && old.version > version) return;
+    caseChanged(c.case_id);
     if (!mine || !(mine.status === 'assigned' || mine.status === 'reported') || c.status === 'closed') {
       state.queue.delete(c.case_id);
     } else {
-      state.queue.set(c.case_id, Object.assign({}, old, {
+      const it = Object.assign({}, old, {
         case_id: c.case_id, assignee: me.id, role: mine.role, status: mine.status, report_by: mine.report_by,
         resolve_by: mine.resolve_by, reported_at: mine.reported_at, overdue: mine.overdue, street: c.street,
         community: c.community, category: c.category, kind: c.kind, urgency: c.urgency, title: c.title,
         case_status: c.status, version
-      }));
+      });
+      state.queue.set(c.case_id, it);
+      if (sameItem(old, it)) return;
     }
     redrawQueue(c.case_id);
+  }
+
+  // sameItem tells whether a queue item shows nothing that old did not
+  // (reported_at and version are not shown): the stream's echo of this
+  // tab's own command, before or after its answer, then leaves the item,
+  // and a form being filled in it, alone.
+  function sameItem(old, it) {
+    return !!old && Object.keys(it).every((k) => k === 'reported_at' || k === 'version' || old[k] === it[k]);
   }
 
   function redrawQueue(caseID) {
@@ -972,6 +991,13 @@
 
   // ---- timeline with the hash chain checked here ----
 
+  // caseChanged marks the case's timeline, when it is the one loaded (or
+  // being loaded), out of date: it is read again the next time it shows,
+  // however recently it was read.
+  function caseChanged(id) {
+    if (state.timeline && state.timeline.id === id) state.timeline.stale = true;
+  }
+
   // goJSON encodes like Go's encoding/json: JSON.stringify escapes the
   // same control characters in the same way; Go also escapes <, > and &
   // and the line and paragraph separators.
@@ -1020,15 +1046,16 @@
   }
 
   async function loadTimeline(id) {
-    state.timeline = { id, loading: true };
+    const loading = { id, loading: true };
+    state.timeline = loading;
     try {
       const [hist, c] = await Promise.all([
         api('GET', '/v1/cases/' + encodeURIComponent(id) + '/history'),
         api('GET', '/v1/cases/' + encodeURIComponent(id))]);
       const chain = await checkChain(hist.events || []);
-      state.timeline = { id, hist, c, chain, at: Date.now() };
+      state.timeline = { id, hist, c, chain, at: Date.now(), stale: loading.stale };
     } catch (e) {
-      state.timeline = { id, error: e.message, at: Date.now() };
+      state.timeline = { id, error: e.message, at: Date.now(), stale: loading.stale };
     }
     if (state.view === 'timeline') renderAll();
   }
@@ -1043,7 +1070,7 @@
       onclick: () => { loadTimeline(arg); renderAll(); } }) : null));
     if (!arg) return;
     const tl = state.timeline;
-    if (!tl || tl.id !== arg || (!tl.loading && Date.now() - (tl.at || 0) > 5000)) {
+    if (!tl || tl.id !== arg || (!tl.loading && (tl.stale || Date.now() - (tl.at || 0) > 5000))) {
       loadTimeline(arg);
       if (!tl || tl.id !== arg) { section.append(h('p', { class: 'empty', text: t('loading') })); return; }
     }
