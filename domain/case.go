@@ -15,10 +15,13 @@ type Assignment struct {
 	ReportedAt *time.Time       `json:"reported_at"`
 	ResolvedAt *time.Time       `json:"resolved_at"`
 	// Overdue: a deadline was missed and not yet met.
-	Overdue      bool   `json:"overdue"`
-	DeclineNote  string `json:"decline_reason,omitempty"`
-	missedReport bool
-	missedSolve  bool
+	Overdue     bool   `json:"overdue"`
+	DeclineNote string `json:"decline_reason,omitempty"`
+	// DeclineSuggest: whom the decliner suggested instead, for the street
+	// routing by hand.
+	DeclineSuggest string `json:"decline_suggest,omitempty"`
+	missedReport   bool
+	missedSolve    bool
 }
 
 // Active tells whether the assignment still counts: not declined or lapsed.
@@ -188,6 +191,7 @@ func (c *Case) Evolve(e Event, at time.Time) {
 		if a := c.Assignment(e.Assignee); a != nil {
 			a.Status = Declined
 			a.DeclineNote = e.Reason
+			a.DeclineSuggest = e.Suggest
 			a.refreshOverdue()
 		}
 	case NeedClaimed:

@@ -367,7 +367,7 @@ func TestCaseRules(t *testing.T) {
 				want: one(TypeAssignmentDeclined), status: StatusUnassigned,
 				check: func(t *testing.T, h *harness, events []Event) {
 					a := wantAssignment(t, h, "ecology-bureau", RoleLead, Declined)
-					if a.DeclineNote != "construction waste, not pollution" || a.Overdue {
+					if a.DeclineNote != "construction waste, not pollution" || a.DeclineSuggest != "urban-management" || a.Overdue {
 						t.Fatalf("declined assignment %+v", a)
 					}
 					if ev := events[0].(AssignmentDeclined); ev.Suggest != "urban-management" || ev.Role != RoleLead {

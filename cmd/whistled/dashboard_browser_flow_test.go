@@ -87,7 +87,7 @@ func TestDashboardDeclineRouteReject(t *testing.T) {
 	b.shot(dept1, "flow-04-d1-queue-after-decline")
 
 	c = flowGetCase(t, s, "street:longqiao", caseID)
-	if a := c.assignment(d1); c.Status != "unassigned" || a == nil || a.Status != "declined" || a.DeclineReason != reason {
+	if a := c.assignment(d1); c.Status != "unassigned" || a == nil || a.Status != "declined" || a.DeclineReason != reason || a.DeclineSuggest != d2 {
 		t.Fatalf("the case after d1 declined: %+v, want unassigned, d1 declined with the reason", c)
 	}
 	if e := flowLastEvent(t, s, caseID, "AssignmentDeclined"); e.Actor.ID != d1 || e.Data["reason"] != reason || e.Data["suggest"] != d2 {
@@ -104,6 +104,16 @@ func TestDashboardDeclineRouteReject(t *testing.T) {
 	if got := b.eval(street, `document.querySelector('`+caseItem+` .asg .badge.s-declined') !== null`); got != "true" {
 		t.Errorf("the street's case does not show d1's assignment declined")
 	}
+	// The case itself says why and whom d1 suggested, and the route form
+	// proposes that department.
+	b.waitJS(street, "the case shows the decline's reason and suggestion",
+		refreshUntil(`document.querySelector('`+caseItem+` .asg .decline-suggest') !== null`, "cases-refresh"))
+	if got := b.evalString(street, `document.querySelector('`+caseItem+` .asg').textContent`); !strings.Contains(got, reason) || !strings.Contains(got, "综合行政执法局") {
+		t.Errorf("the street's case shows %q, want d1's reason and the suggested department's name", got)
+	}
+	if got := b.evalString(street, `document.querySelector('`+caseItem+` form[data-action="route"] select').value`); got != d2 {
+		t.Errorf("the route form proposes %q, want the suggested %s", got, d2)
+	}
 	b.shot(street, "flow-05-street-unassigned")
 	b.do(street, "open the timeline", chromedp.Click(chromedp.CSS(caseItem+` button[data-action="timeline"]`)))
 	declined := `#timeline-events li[data-type="AssignmentDeclined"]`
@@ -116,7 +126,9 @@ func TestDashboardDeclineRouteReject(t *testing.T) {
 	b.do(street, "back to the case list", chromedp.Click(chromedp.ID("nav-cases")))
 	routeForm := caseItem + ` form[data-action="route"]`
 	b.waitJS(street, "the route form shows", `document.querySelector('`+routeForm+`') !== null`)
-	b.do(street, "choose the lead", chromedp.SetValue(chromedp.CSS(routeForm+` select`), d2))
+	if got := b.evalString(street, `document.querySelector('`+routeForm+` select').value`); got != d2 {
+		t.Fatalf("after the timeline, the route form proposes %q, want the suggested %s", got, d2)
+	}
 	b.shot(street, "flow-07-street-route-form")
 	b.do(street, "route by hand", chromedp.Click(chromedp.CSS(routeForm+` button[type="submit"]`)))
 	b.waitJS(street, "the case shows routed", `document.querySelector('`+caseItem+`[data-status="routed"]') !== null`)
@@ -285,10 +297,11 @@ type flowCase struct {
 }
 
 type flowAssignment struct {
-	Assignee      string `json:"assignee"`
-	Role          string `json:"role"`
-	Status        string `json:"status"`
-	DeclineReason string `json:"decline_reason"`
+	Assignee       string `json:"assignee"`
+	Role           string `json:"role"`
+	Status         string `json:"status"`
+	DeclineReason  string `json:"decline_reason"`
+	DeclineSuggest string `json:"decline_suggest"`
 }
 
 // assignment returns the assignee's latest assignment, or nil.

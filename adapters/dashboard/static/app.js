@@ -449,7 +449,10 @@
       // recently closed ones in full, so that their rating form shows.
       const week = Date.now() - 7 * 86400e3;
       const closed = [...state.cases.values()].filter((c) => c.status === 'closed' && !('rating' in c) && new Date(c.closed_at).getTime() > week).slice(0, 20).map((c) => c.case_id);
-      await Promise.all(ids.filter((id) => !state.cases.has(id)).concat(closed).map((id) => refreshCase(id, true)));
+      // Nor why a case's leads declined and whom they suggested, which the
+      // street needs to route it by hand.
+      const unassigned = [...state.cases.values()].filter((c) => c.status === 'unassigned' && !('mediation' in c)).slice(0, 20).map((c) => c.case_id);
+      await Promise.all(ids.filter((id) => !state.cases.has(id)).concat(closed, unassigned).map((id) => refreshCase(id, true)));
     }
     if (state.view === 'cases') renderAll();
     else if (state.view === 'raise') renderRecent();
@@ -520,7 +523,9 @@
       h('tbody', {}, assignments.map((a) => h('tr', {},
         h('td', { text: nameOf(a.assignee) }),
         h('td', { text: t('r_' + a.role) }),
-        h('td', {}, badge('a', a.status), a.overdue ? h('span', { class: 'badge bad', text: t('overdue') }) : null),
+        h('td', {}, badge('a', a.status), a.overdue ? h('span', { class: 'badge bad', text: t('overdue') }) : null,
+          a.decline_reason ? h('div', { class: 'decline-reason', text: t('declineReason', a.decline_reason) }) : null,
+          a.decline_suggest ? h('div', { class: 'decline-suggest', text: t('declineSuggest', nameOf(a.decline_suggest)) }) : null),
         h('td', {}, countdowns(a, caseStatus)))))));
   }
 
@@ -632,9 +637,11 @@
 
   function routeForm(c) {
     const orgs = (dir.departments || []).concat(dir.units || []).map((o) => [o.id, o.name]);
+    // The last decliner's suggestion, if it made one, is the likely lead.
+    const suggested = (c.assignments || []).filter((a) => a.status === 'declined' && a.decline_suggest).map((a) => a.decline_suggest).pop();
     return actionForm(c, 'route', t('route'), (id) => [
       h('p', { class: 'hint', text: t('routeHelp') }),
-      field(id + '-lead', t('lead'), select(orgs))
+      field(id + '-lead', t('lead'), select(orgs, suggested))
     ], (form, id) => ({ lead: document.getElementById(id + '-lead').value, assist: [] }), true);
   }
 
