@@ -3,7 +3,6 @@ package projections
 import (
 	"encoding/json"
 	"errors"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -160,28 +159,7 @@ func TestStreetFigures(t *testing.T) {
 			if !ok {
 				t.Fatalf("no group %s=%s within %s", tc.groupBy, tc.key, tc.street)
 			}
-			for field, want := range tc.want {
-				g, present := got[field]
-				if !present {
-					t.Errorf("%s: missing from the group", field)
-					continue
-				}
-				if want == nil || g == nil {
-					if want != g {
-						t.Errorf("%s: got %v, want %v", field, g, want)
-					}
-					continue
-				}
-				wf := toFloat(want)
-				gf := g.(float64)
-				tol := 1e-9
-				if strings.HasSuffix(field, "_seconds") {
-					tol = histAlpha*wf + 0.001
-				}
-				if math.Abs(gf-wf) > tol {
-					t.Errorf("%s: got %v, want %v", field, gf, wf)
-				}
-			}
+			checkGroup(t, got, tc.want)
 		})
 	}
 }

@@ -15,14 +15,6 @@ import (
 	"github.com/whistle-gov/whistle/domain"
 )
 
-// tokens authenticates "role:id" tokens, for tests.
-type tokens struct{}
-
-func (tokens) Authenticate(token string) (domain.Actor, bool) {
-	role, id, ok := strings.Cut(token, ":")
-	return domain.Actor{Role: domain.ActorRole(role), ID: id}, ok
-}
-
 // serve runs the API with the queue routes over env, with a dispatcher and a
 // queue view.
 func serve(t *testing.T, env *testenv.Env, heartbeat time.Duration) string {
@@ -33,7 +25,7 @@ func serve(t *testing.T, env *testenv.Env, heartbeat time.Duration) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(httpapi.Config{Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: tokens{}, Log: env.Log,
+	api := httpapi.New(httpapi.Config{Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: testenv.Tokens{}, Log: env.Log,
 		Extra: []func(*http.ServeMux, *httpapi.API){routes}})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)

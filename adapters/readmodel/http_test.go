@@ -17,14 +17,6 @@ import (
 	"github.com/whistle-gov/whistle/projections"
 )
 
-// tokens authenticates "role:id" as that principal, for tests.
-type tokens struct{}
-
-func (tokens) Authenticate(token string) (domain.Actor, bool) {
-	role, id, ok := strings.Cut(token, ":")
-	return domain.Actor{Role: domain.ActorRole(role), ID: id}, ok
-}
-
 // statsAPI serves the read models' routes over env, caught up with its log.
 func statsAPI(t *testing.T, env *testenv.Env) *httpapi.API {
 	t.Helper()
@@ -35,7 +27,7 @@ func statsAPI(t *testing.T, env *testenv.Env) *httpapi.API {
 		t.Fatal(err)
 	}
 	return httpapi.New(httpapi.Config{
-		Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: tokens{}, Log: env.Log,
+		Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: testenv.Tokens{}, Log: env.Log,
 		Extra: []func(*http.ServeMux, *httpapi.API){routes},
 	})
 }
@@ -51,14 +43,6 @@ func get(t *testing.T, api *httpapi.API, path, principal string, out any) int {
 		t.Fatalf("GET %s as %s: %d, body %q: %v", path, principal, rec.Code, rec.Body.String(), err)
 	}
 	return rec.Code
-}
-
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Field   string `json:"field"`
-	} `json:"error"`
 }
 
 // raiseIn raises a whistle as street in one of its communities.
@@ -176,7 +160,7 @@ func TestStreetFiguresByCategoryAndUrgency(t *testing.T) {
 		{"a misspelt street", "/v1/stats?group_by=category&streets=zhenhai", "street:longqiao", 400, "streets", []string{"street"}},
 		{"a bad group_by", "/v1/stats?group_by=district&street=zhenhai", "auditor:auditor", 422, "group_by", []string{"district"}},
 	} {
-		var e apiError
+		var e httpapi.ErrorBody
 		st := get(t, api, tc.path, tc.principal, &e)
 		if st != tc.status || e.Error.Field != tc.field || e.Error.Message == "" {
 			t.Errorf("%s: GET %s as %s: %d %+v, want %d naming field %q", tc.name, tc.path, tc.principal, st, e.Error, tc.status, tc.field)

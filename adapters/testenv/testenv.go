@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,3 +180,13 @@ func Errorf(format string, args ...any) error { return fmt.Errorf(format, args..
 
 // ErrNotYet is a condition's "not yet" without details.
 var ErrNotYet = errors.New("not yet")
+
+// Tokens authenticates a token "role:id" as that principal: an
+// httpapi.Authenticator for tests of the HTTP routes.
+type Tokens struct{}
+
+// Authenticate implements httpapi.Authenticator.
+func (Tokens) Authenticate(token string) (domain.Actor, bool) {
+	role, id, ok := strings.Cut(token, ":")
+	return domain.Actor{Role: domain.ActorRole(role), ID: id}, ok
+}
