@@ -227,34 +227,6 @@ func TestDashboardDeclineRouteReject(t *testing.T) {
 	t.Logf("dashboard screenshots in %s", shots)
 }
 
-// startBrowser starts headless Chromium for one test and returns its
-// browser context; a test still running after limit ends the browser, and
-// with it every step.
-func startBrowser(t *testing.T, chrome string, limit time.Duration) context.Context {
-	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("lang", "zh-CN"),
-		chromedp.Flag("accept-lang", "zh-CN,zh"),
-	)...)
-	t.Cleanup(cancelAlloc)
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	t.Cleanup(cancelBrowser)
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start chromium %s: %v", chrome, err)
-	}
-	deadline, cancelDeadline := context.WithTimeout(context.Background(), limit)
-	t.Cleanup(cancelDeadline)
-	go func() {
-		<-deadline.Done()
-		cancelBrowser() // a hung step ends the browser, and with it the test
-	}()
-	return browser
-}
-
 // resolveInQueue resolves the queue item with a note through its resolve
 // form, and waits until the item leaves the queue.
 func (b *browserRun) resolveInQueue(ctx context.Context, item, note string) {

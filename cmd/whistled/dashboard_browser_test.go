@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,26 +57,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatalf("raise an emergency: %d", code)
 	}
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("lang", "zh-CN"), // a Chinese office's browser; the test switches to English later
-		chromedp.Flag("accept-lang", "zh-CN,zh"),
-	)...)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start chromium %s: %v", chrome, err)
-	}
-	deadline, cancelDeadline := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancelDeadline()
-	go func() {
-		<-deadline.Done()
-		cancelBrowser() // a hung step ends the browser, and with it the test
-	}()
+	browser := startBrowser(t, chrome, 90*time.Second)
 
 	// One browser context each: separate storage, as separate people.
 	street := newTab(t, browser, "street")
@@ -186,6 +168,24 @@ func TestDashboardInABrowser(t *testing.T) {
 		b.waitJS(leader, chart+" is drawn", `document.querySelector("#`+chart+` svg") !== null`)
 	}
 	b.shot(leader, "12-leader-figures-after")
+
+	// The leader's breakdown by category, narrowed to one street with the
+	// selector (GET /v1/stats?street=): none for Zhenhai, which raised
+	// nothing; Longqiao's river pollution as the API gives it. The selector
+	// keeps the focus through the redraw.
+	b.waitJS(leader, "the breakdown by category shows every street's", `document.querySelector('#figures-categories[data-street=""] tr[data-key="river-pollution"]') !== null`)
+	pickStreet := func(id string) {
+		b.eval(leader, `(() => { const s = document.getElementById("figures-street"); s.focus(); s.value = "`+id+`"; s.dispatchEvent(new Event("change")); return true; })()`)
+	}
+	pickStreet("zhenhai")
+	b.waitJS(leader, "Zhenhai's breakdown, empty", `document.querySelector('#figures-categories[data-street="zhenhai"] .empty') !== null`)
+	pickStreet("longqiao")
+	b.waitJS(leader, "Longqiao's breakdown", `document.querySelector('#figures-categories[data-street="longqiao"] tr[data-key="river-pollution"]') !== null`)
+	if got := b.evalString(leader, `document.activeElement.id`); got != "figures-street" {
+		t.Errorf("after choosing a street the focus is on %q, want the street selector", got)
+	}
+	b.checkFigureRow(leader, s, "auditor:auditor", "/v1/stats?group_by=category&street=longqiao", "figures-categories", "river-pollution", "河道污染", "zh")
+	b.shot(leader, "12b-leader-figures-one-street")
 	b.do(leader, "open the overdue list", chromedp.Click(chromedp.ID("nav-overdue")))
 	b.waitJS(leader, "the overdue emergency is listed", `document.querySelector('#overdue-list li[data-case-id="`+late.CaseID+`"].overdue') !== null || (document.querySelector("#view-overdue button")?.click(), false)`)
 	if got := b.eval(leader, `document.querySelector('#overdue-list li[data-case-id="`+caseID+`"]') === null`); got != "true" {
@@ -263,6 +263,15 @@ func TestDashboardInABrowser(t *testing.T) {
 	b.shot(street, "20-street-raise-english")
 	b.do(street, "the street's own figures", chromedp.Click(chromedp.ID("nav-figures")))
 	b.waitJS(street, "the street's figures load", `document.querySelector("#tile-closed .v") !== null && document.querySelector("#chart-communities svg") !== null`)
+	// Its own cases by category and by urgency, as GET /v1/stats gives them
+	// to the street: the river pollution raised through the form, closed
+	// and rated, under its name in the directory; and it was urgent.
+	b.waitJS(street, "the street's breakdowns show", `document.querySelector('#figures-categories tr[data-key="river-pollution"]') !== null && document.querySelector('#figures-urgency tr[data-key="urgent"]') !== null`)
+	b.checkFigureRow(street, s, "street:longqiao", "/v1/stats?group_by=category", "figures-categories", "river-pollution", "河道污染", "en")
+	b.checkFigureRow(street, s, "street:longqiao", "/v1/stats?group_by=urgency", "figures-urgency", "urgent", "urgent", "en")
+	if got := b.eval(street, `[...document.querySelectorAll("#figures-categories tbody th, #figures-urgency tbody th")].every(th => th.scope === "row") && [...document.querySelectorAll(".figtable thead th")].every(th => th.scope === "col")`); got != "true" {
+		t.Errorf("the breakdowns' headers lack their scope")
+	}
 	b.shot(street, "21-street-figures-english")
 	b.do(street, "phone width", chromedp.EmulateViewport(360, 740), chromedp.Click(chromedp.ID("nav-raise")))
 	b.waitJS(street, "the layout settles", `document.getElementById("raise-form") !== null`)
@@ -281,6 +290,14 @@ func TestDashboardInABrowser(t *testing.T) {
 	b.do(leader, "phone: figures", chromedp.EmulateViewport(360, 740), chromedp.Click(chromedp.ID("nav-figures")))
 	b.waitJS(leader, "the figures at phone width", `document.getElementById("view-figures") !== null`)
 	b.shot(leader, "25-leader-figures-phone")
+	b.do(street, "back to Chinese", chromedp.Click(chromedp.ID("lang-switch")))
+	b.do(street, "phone: the street's figures", chromedp.Click(chromedp.ID("nav-figures")))
+	b.waitJS(street, "the breakdowns at phone width, in Chinese", `document.documentElement.lang === "zh-CN" && document.querySelector('#figures-urgency tr[data-key="urgent"] th')?.textContent === "紧急"`)
+	b.checkFigureRow(street, s, "street:longqiao", "/v1/stats?group_by=category", "figures-categories", "river-pollution", "河道污染", "zh")
+	if got := b.eval(street, `document.documentElement.scrollWidth <= window.innerWidth + 1 && [...document.querySelectorAll(".figtable")].every(t => t.scrollWidth <= t.parentElement.clientWidth + 1)`); got != "true" {
+		t.Errorf("the street's figures are wider than a 360px screen: scrollWidth %s", b.eval(street, `document.documentElement.scrollWidth`))
+	}
+	b.shot(street, "26-street-figures-phone")
 
 	// Signing out forgets the token.
 	b.do(street, "sign out", chromedp.Click(chromedp.ID("sign-out")))
@@ -292,6 +309,34 @@ type browserRun struct {
 	t     *testing.T
 	shots string
 	url   string
+}
+
+// startBrowser starts headless Chromium for one test and returns its
+// browser context; a test still running after limit ends the browser, and
+// with it every step.
+func startBrowser(t *testing.T, chrome string, limit time.Duration) context.Context {
+	t.Helper()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("lang", "zh-CN"), // a Chinese office's browser; a test may switch to English
+		chromedp.Flag("accept-lang", "zh-CN,zh"),
+	)...)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start chromium %s: %v", chrome, err)
+	}
+	deadline, cancelDeadline := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancelDeadline)
+	go func() {
+		<-deadline.Done()
+		cancelBrowser() // a hung step ends the browser, and with it the test
+	}()
+	return browser
 }
 
 func newTab(t *testing.T, browser context.Context, name string) context.Context {
@@ -353,6 +398,87 @@ func (b *browserRun) tile(ctx context.Context, name string) int {
 		b.t.Fatalf("tile %s shows %q, not a count", name, s)
 	}
 	return n
+}
+
+// checkFigureRow checks one row of a figures table (#figures-categories,
+// #figures-urgency) against the group of the same key that GET path gives
+// principal: its name, raised and closed counts, rates and median time to
+// close, as the page formats them in lang. The group must have been raised.
+func (b *browserRun) checkFigureRow(ctx context.Context, s *whistledtest.Server, principal, path, table, key, name, lang string) {
+	b.t.Helper()
+	var ans struct {
+		Groups []struct {
+			Key                string   `json:"key"`
+			Raised             int64    `json:"raised"`
+			Closed             int64    `json:"closed"`
+			ClosureRate        *float64 `json:"closure_rate"`
+			ResponseRate       *float64 `json:"response_rate"`
+			MedianCloseSeconds *float64 `json:"median_close_seconds"`
+		} `json:"groups"`
+	}
+	if code := s.Do("GET", path, principal, nil, &ans); code != http.StatusOK {
+		b.t.Fatalf("GET %s as %s: %d", path, principal, code)
+	}
+	want := map[string]string{"name": name}
+	for _, g := range ans.Groups {
+		if g.Key == key {
+			want["raised"] = strconv.FormatInt(g.Raised, 10)
+			want["closed"] = strconv.FormatInt(g.Closed, 10)
+			want["closure"] = pctText(g.ClosureRate)
+			want["response"] = pctText(g.ResponseRate)
+			want["median-close"] = spanText(g.MedianCloseSeconds, lang)
+		}
+	}
+	if want["raised"] == "" || want["raised"] == "0" {
+		b.t.Fatalf("GET %s as %s has no cases raised for %s: %+v", path, principal, key, ans.Groups)
+	}
+	var got map[string]string
+	raw := b.eval(ctx, `(() => {
+		const r = document.querySelector('#`+table+` tr[data-key="`+key+`"]');
+		if (!r) return null;
+		const o = { name: r.querySelector('th[scope="row"]').textContent };
+		for (const td of r.querySelectorAll("td[data-col]")) o[td.dataset.col] = td.textContent;
+		return o;
+	})()`)
+	if err := json.Unmarshal([]byte(raw), &got); err != nil || got == nil {
+		b.t.Fatalf("#%s has no row for %s: %s", table, key, raw)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			b.t.Errorf("#%s row %s: %s shows %q, want %q (GET %s as %s)", table, key, k, got[k], v, path, principal)
+		}
+	}
+}
+
+// pctText and spanText format a rate and a duration as the dashboard does.
+func pctText(v *float64) string {
+	if v == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f%%", *v*100)
+}
+
+func spanText(v *float64, lang string) string {
+	if v == nil {
+		return "—"
+	}
+	sec := int64(math.Max(0, math.Round(*v)))
+	var parts []int64
+	var format string
+	switch {
+	case sec < 60:
+		parts, format = []int64{sec}, map[string]string{"zh": "{0} 秒", "en": "{0} s"}[lang]
+	case sec < 3600:
+		parts, format = []int64{sec / 60}, map[string]string{"zh": "{0} 分钟", "en": "{0} min"}[lang]
+	case sec < 86400:
+		parts, format = []int64{sec / 3600, sec % 3600 / 60}, map[string]string{"zh": "{0} 小时 {1} 分", "en": "{0} h {1} min"}[lang]
+	default:
+		parts, format = []int64{sec / 86400, sec % 86400 / 3600}, map[string]string{"zh": "{0} 天 {1} 小时", "en": "{0} d {1} h"}[lang]
+	}
+	for i, p := range parts {
+		format = strings.ReplaceAll(format, "{"+strconv.Itoa(i)+"}", strconv.FormatInt(p, 10))
+	}
+	return format
 }
 
 func (b *browserRun) signIn(ctx context.Context, token, landed string) {

@@ -81,6 +81,18 @@
 
   function pct(v) { return v === null || v === undefined ? '—' : (v * 100).toFixed(1) + '%'; }
 
+  // fmtSpan renders a duration in seconds (a figure, such as the median
+  // time to close) at the precision it is read at: seconds, minutes, hours
+  // and minutes, or days and hours.
+  function fmtSpan(sec) {
+    if (sec === null || sec === undefined) return '—';
+    sec = Math.max(0, Math.round(sec));
+    if (sec < 60) return t('dur_s', sec);
+    if (sec < 3600) return t('dur_m', Math.floor(sec / 60));
+    if (sec < 86400) return t('dur_h', Math.floor(sec / 3600), Math.floor((sec % 3600) / 60));
+    return t('dur_d', Math.floor(sec / 86400), Math.floor((sec % 86400) / 3600));
+  }
+
   function fmtTime(iso) {
     if (!iso) return '';
     const d = new Date(iso);
@@ -265,7 +277,7 @@
     token = me = dir = null;
     state.cases.clear();
     state.queue.clear();
-    Object.assign(state, { queueSynced: false, stats: null, statsAt: 0, statsError: null, overdue: null, timeline: null, listError: null, listNext: null });
+    Object.assign(state, { queueSynced: false, stats: null, statsAt: 0, statsError: null, statsAgain: false, catStreet: '', overdue: null, timeline: null, listError: null, listNext: null });
     history.replaceState(null, '', location.pathname);
     document.getElementById('nav').hidden = true;
     document.getElementById('views').replaceChildren();
@@ -783,27 +795,42 @@
   // ---- figures ----
 
   async function loadStats() {
-    if (state.statsLoading) return;
+    // A load asked for while one is under way (a new window, another
+    // street) runs when it ends, rather than being lost.
+    if (state.statsLoading) { state.statsAgain = true; return; }
     state.statsLoading = true;
+    state.statsAgain = false;
+    // The auditor's category breakdown may be narrowed to one street.
+    const catStreet = me.role === 'auditor' ? state.catStreet || '' : '';
     const q = (by) => {
       const p = new URLSearchParams({ group_by: by });
+      if (by === 'category' && catStreet) p.set('street', catStreet);
       if (state.from) p.set('from', state.from);
       if (state.to) p.set('to', nextDay(state.to)); // the chosen day included
       return '/v1/stats?' + p;
     };
-    // A street reads only its own figures: by street (its own group) and
-    // by its communities.
-    const bys = me.role === 'street' ? ['street', 'community'] : ['day', 'street', 'assignee'];
+    // A street reads only its own figures: by street (its own group), by
+    // its communities, and its own cases by category and by urgency.
+    const bys = me.role === 'street' ? ['street', 'community', 'category', 'urgency'] : ['day', 'street', 'assignee', 'category'];
     const got = await Promise.allSettled(bys.map((by) => api('GET', q(by))));
     state.statsLoading = false;
+    if (!me) return; // signed out meanwhile
+    if (state.statsAgain) { loadStats(); return; }
     state.statsAt = Date.now();
     const failed = got.find((r) => r.status === 'rejected');
     state.statsError = failed ? (failed.reason.status ? 'HTTP ' + failed.reason.status + ': ' : '') + failed.reason.message : null;
     if (got.some((r) => r.status === 'fulfilled')) {
-      state.stats = {};
+      state.stats = { catStreet };
       bys.forEach((by, i) => { state.stats[by] = got[i].status === 'fulfilled' ? got[i].value : { groups: [] }; });
     }
-    if (state.view === 'figures') renderAll();
+    if (state.view === 'figures') {
+      // The redraw replaces the view: keep the focus on the control that
+      // had it (the street selector, the update button).
+      const focused = document.activeElement && document.activeElement.id;
+      renderAll();
+      const el = focused && document.getElementById(focused);
+      if (el && el !== document.activeElement) el.focus();
+    }
   }
 
   function nextDay(day) {
@@ -887,7 +914,51 @@
       box.dataset.chart = id;
       chartDraws.set(box, { draw, title, empty: !rows.length });
     }
+    // Breakdowns by category and by urgency, as tables: they hold counts
+    // and times as well as rates. A street's are of its own cases; an
+    // auditor's by category may be narrowed to one street.
+    const byName = (a, b) => (b.raised - a.raised) || nameOf(a.key).localeCompare(nameOf(b.key));
+    const categories = groups('category').sort(byName);
+    if (me.role === 'street') {
+      const order = ['emergency', 'urgent', 'routine'];
+      const urgencies = groups('urgency').sort((a, b) => order.indexOf(a.key) - order.indexOf(b.key));
+      grid.append(
+        figureTable('figures-categories', t('chartCategories'), t('category'), categories, nameOf),
+        figureTable('figures-urgency', t('chartUrgency'), t('urgency'), urgencies, (k) => t('u_' + k)));
+    } else {
+      const sel = select([['', t('allStreets')]].concat((dir.streets || []).map((x) => [x.id, x.name])), state.catStreet || '');
+      const fig = figureTable('figures-categories', t('chartCategoriesAll'), t('category'), categories, nameOf,
+        h('div', { class: 'filters' }, field('figures-street', t('street'), sel)));
+      fig.dataset.street = st.catStreet || '';
+      sel.addEventListener('change', () => {
+        state.catStreet = sel.value;
+        fig.setAttribute('aria-busy', 'true');
+        loadStats();
+      });
+      grid.append(fig);
+    }
     drawCharts();
+  }
+
+  // figureTable is a figure whose content is a table of groups (categories,
+  // urgencies): one row each, headed by its name, with the counts, rates
+  // and the median time to close. Cells carry their column's name, which a
+  // phone-width screen shows beside each value.
+  function figureTable(id, title, keyHead, groups, label, controls) {
+    const cols = [
+      ['raised', t('t_raised'), (g) => String(g.raised)],
+      ['closed', t('t_closed'), (g) => String(g.closed)],
+      ['closure', t('t_closure'), (g) => pct(g.closure_rate)],
+      ['response', t('t_response'), (g) => pct(g.response_rate)],
+      ['median-close', t('t_medianClose'), (g) => fmtSpan(g.median_close_seconds)]
+    ];
+    const table = groups.length ? h('div', { class: 'scroll' }, h('table', { class: 'data figtable', 'aria-labelledby': id + '-cap' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: keyHead }), cols.map(([, head]) => h('th', { scope: 'col', class: 'num', text: head })))),
+      h('tbody', {}, groups.map((g) => h('tr', { 'data-key': g.key },
+        h('th', { scope: 'row', text: label(g.key) }),
+        cols.map(([k, head, value]) => h('td', { class: 'num', 'data-col': k, 'data-label': head, text: value(g) }))))))) :
+      h('p', { class: 'empty', text: t('noData') });
+    return h('figure', { class: 'card', id }, h('figcaption', { id: id + '-cap', text: title }), controls || null, table);
   }
 
   const chartDraws = new Map();
