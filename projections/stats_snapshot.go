@@ -1,8 +1,10 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -90,29 +92,319 @@ type closedSnap struct {
 
 // MarshalBinary encodes the whole state, with the log position reached, as
 // versioned JSON. Equal states encode to equal bytes. The satisfaction
-// weights are configuration, not state, and are not included.
+// weights are configuration, not state, and are not included. It holds
+// the whole encoding in memory; WriteSnapshot streams the same bytes.
 func (s *Stats) MarshalBinary() ([]byte, error) {
-	return json.Marshal(s.snapshot())
+	var buf bytes.Buffer
+	if err := s.WriteSnapshot(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // UnmarshalBinary replaces the whole state (and the position) with a
-// snapshot written by MarshalBinary; the weights stay those given to
-// NewStats. On error the state is unchanged.
+// snapshot written by MarshalBinary or WriteSnapshot; the weights stay those
+// given to NewStats. On error the state is unchanged.
 func (s *Stats) UnmarshalBinary(data []byte) error {
-	var snap statsSnap
-	if err := json.Unmarshal(data, &snap); err != nil {
-		return fmt.Errorf("%w: stats: %v", ErrBadSnapshot, err)
+	fresh := s.empty()
+	err := unmarshalStreamed(data,
+		func(dec *json.Decoder) error { return fresh.readSnapshot(&snapReader{dec: dec}) },
+		func() error {
+			// Not laid out as WriteSnapshot writes it: the whole document.
+			var snap statsSnap
+			if err := json.Unmarshal(data, &snap); err != nil {
+				return fmt.Errorf("%w: stats: %v", ErrBadSnapshot, err)
+			}
+			fresh = s.empty()
+			if err := fresh.restore(&snap); err != nil {
+				return fmt.Errorf("%w: stats: %v", ErrBadSnapshot, err)
+			}
+			return nil
+		})
+	if err != nil {
+		return err
 	}
+	s.install(fresh)
+	return nil
+}
+
+// ReadSnapshot replaces the whole state (and the position) with the
+// snapshot dec reads next, written by WriteSnapshot, decoding and restoring
+// one record (a bucket, a case) at a time. step, if not nil, is called
+// once the snapshot's opening brace is read and after each record, for a
+// caller that checksums the bytes as they stream (dec.InputOffset() is
+// then where the decoder stands). A snapshot whose members are not in
+// WriteSnapshot's order is refused with an error matching both
+// ErrBadSnapshot and ErrSnapshotLayout; UnmarshalBinary reads it whole. On
+// error the state is unchanged; dec is left anywhere.
+func (s *Stats) ReadSnapshot(dec *json.Decoder, step func()) error {
+	fresh := s.empty()
+	if err := fresh.readSnapshot(&snapReader{dec: dec, step: step}); err != nil {
+		return err
+	}
+	s.install(fresh)
+	return nil
+}
+
+// empty returns empty figures with s's weights, to restore into.
+func (s *Stats) empty() *Stats {
 	fresh := &Stats{weights: s.weights}
 	fresh.reset()
-	if err := fresh.restore(&snap); err != nil {
-		return fmt.Errorf("%w: stats: %v", ErrBadSnapshot, err)
-	}
+	return fresh
+}
+
+// install replaces s's state with fresh's.
+func (s *Stats) install(fresh *Stats) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.series, s.open, s.closed = fresh.series, fresh.open, fresh.closed
 	s.profiles, s.profileIx, s.strs, s.pos = fresh.profiles, fresh.profileIx, fresh.strs, fresh.pos
+}
+
+func (s *Stats) readSnapshot(r *snapReader) error {
+	err := func() error {
+		if err := r.open(); err != nil {
+			return err
+		}
+		var format string
+		if err := r.member("format", &format); err != nil {
+			return err
+		}
+		var pos uint64
+		if err := r.member("position", &pos); err != nil {
+			return err
+		}
+		if err := s.restoreHead(format, pos); err != nil {
+			return err
+		}
+		if err := r.array("buckets", func(dec *json.Decoder) error {
+			var bs bucketSnap
+			if err := dec.Decode(&bs); err != nil {
+				return err
+			}
+			return s.restoreBucket(&bs)
+		}); err != nil {
+			return err
+		}
+		s.restoreTrees()
+		if err := r.array("open", func(dec *json.Decoder) error {
+			var o openSnap
+			if err := dec.Decode(&o); err != nil {
+				return err
+			}
+			return s.restoreOpen(&o)
+		}); err != nil {
+			return err
+		}
+		if err := r.array("closed", func(dec *json.Decoder) error {
+			var cs closedSnap
+			if err := dec.Decode(&cs); err != nil {
+				return err
+			}
+			return s.restoreClosed(&cs)
+		}); err != nil {
+			return err
+		}
+		return r.close()
+	}()
+	if err != nil {
+		return fmt.Errorf("%w: stats: %w", ErrBadSnapshot, err)
+	}
 	return nil
+}
+
+// WriteSnapshot writes the bytes MarshalBinary returns to w, record by
+// record, through a buffer of about 64 KiB: the encoding costs that buffer
+// and the open and closed cases' entries sorted by id (24 to 32 bytes a
+// case), not a copy of the state. It holds the state still (a read lock)
+// until it returns, so w should be quick to take the bytes (a file, a
+// buffer): a fold waits meanwhile.
+func (s *Stats) WriteSnapshot(w io.Writer) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e := newSnapWriter(w)
+	e.raw(`{"format":`)
+	e.str(statsFormat)
+	e.raw(`,"position":`)
+	e.uint(s.pos)
+	e.raw(`,"buckets":[`)
+	n := 0
+	for d := range numDims {
+		for _, k := range sortedKeys(s.series[d]) {
+			sr := s.series[d][k]
+			for i, day := range sr.days {
+				if n > 0 {
+					e.raw(",")
+				}
+				n++
+				b := sr.buckets[i]
+				e.raw(`{"dim":`)
+				e.str(dimNames[d])
+				e.raw(`,"key":`)
+				e.str(k)
+				e.raw(`,"day":`)
+				e.day(day)
+				e.raw(`,"counts":`)
+				e.counts(&b.n)
+				e.hist(`,"report_seconds":`, &b.report)
+				e.hist(`,"close_seconds":`, &b.close)
+				e.raw("}")
+				if e.record(); e.err != nil {
+					return e.err
+				}
+			}
+		}
+	}
+	e.raw(`],"open":[`)
+	for i, kv := range sortedEntries(s.open) {
+		id, c := kv.k, kv.v
+		if i > 0 {
+			e.raw(",")
+		}
+		e.raw(`{"case_id":`)
+		e.str(id)
+		e.raw(`,"version":`)
+		e.uint(c.version)
+		e.raw(`,"raised_at":`)
+		e.time(c.raisedAt)
+		e.raw(`,"kind":`)
+		e.str(string(c.kind))
+		e.raw(`,"street":`)
+		e.str(c.keys[dimStreet])
+		e.raw(`,"community":`)
+		e.str(c.keys[dimCommunity])
+		e.raw(`,"category":`)
+		e.str(c.keys[dimCategory])
+		e.raw(`,"urgency":`)
+		e.str(c.keys[dimUrgency])
+		e.raw(`,"involved":`)
+		e.strs(c.involved)
+		e.raw(`,"assignments":[`)
+		for j, a := range c.asgs {
+			if j > 0 {
+				e.raw(",")
+			}
+			e.raw(`{"assignee":`)
+			e.str(a.assignee)
+			e.raw(`,"role":`)
+			e.str(string(a.role))
+			e.raw(`,"made":`)
+			e.time(a.made)
+			if !a.reportBy.IsZero() {
+				e.raw(`,"report_by":`)
+				e.time(a.reportBy)
+			}
+			if !a.resolveBy.IsZero() {
+				e.raw(`,"resolve_by":`)
+				e.time(a.resolveBy)
+			}
+			if a.reported {
+				e.raw(`,"reported":true`)
+			}
+			if a.declined {
+				e.raw(`,"declined":true`)
+			}
+			e.raw("}")
+		}
+		e.raw(`],"counted":`)
+		e.counts(&c.contrib)
+		e.raw("}")
+		if e.record(); e.err != nil {
+			return e.err
+		}
+	}
+	e.raw(`],"closed":[`)
+	for i, kv := range sortedEntries(s.closed) {
+		id, cc := kv.k, kv.v
+		p := &s.profiles[cc.profile]
+		if i > 0 {
+			e.raw(",")
+		}
+		e.raw(`{"case_id":`)
+		e.str(id)
+		e.raw(`,"version":`)
+		e.uint(cc.version)
+		e.raw(`,"day":`)
+		e.day(cc.day)
+		e.raw(`,"street":`)
+		e.str(p.keys[dimStreet])
+		e.raw(`,"community":`)
+		e.str(p.keys[dimCommunity])
+		e.raw(`,"category":`)
+		e.str(p.keys[dimCategory])
+		e.raw(`,"urgency":`)
+		e.str(p.keys[dimUrgency])
+		e.raw(`,"assignees":`)
+		e.strs(p.assignees)
+		e.raw("}")
+		if e.record(); e.err != nil {
+			return e.err
+		}
+	}
+	e.raw("]}")
+	return e.done()
+}
+
+// counterOrder lists the counters by name: the order json.Marshal writes
+// the keys of a map.
+var counterOrder = func() [numCounters]int {
+	var o [numCounters]int
+	for i := range o {
+		o[i] = i
+	}
+	slices.SortFunc(o[:], func(a, b int) int { return strings.Compare(counterNames[a], counterNames[b]) })
+	return o
+}()
+
+// counts writes what countsSnap returns: the counters that are not zero.
+func (e *snapWriter) counts(n *counts) {
+	e.raw("{")
+	first := true
+	for _, i := range counterOrder {
+		if n[i] == 0 {
+			continue
+		}
+		if !first {
+			e.raw(",")
+		}
+		first = false
+		e.str(counterNames[i])
+		e.raw(":")
+		e.int(n[i])
+	}
+	e.raw("}")
+}
+
+// hist writes the member name (with its leading comma) and what
+// histogram.snap returns, or nothing for an empty histogram (omitempty).
+func (e *snapWriter) hist(name string, h *histogram) {
+	if h.count() == 0 {
+		return
+	}
+	e.raw(name)
+	e.raw("{")
+	if h.zero != 0 {
+		e.raw(`"zero":`)
+		e.uint(h.zero)
+	}
+	if len(h.bins) > 0 {
+		if h.zero != 0 {
+			e.raw(",")
+		}
+		e.raw(`"bins":[`)
+		for i, b := range h.bins {
+			if i > 0 {
+				e.raw(",")
+			}
+			e.raw("[")
+			e.int(int64(b.idx))
+			e.raw(",")
+			e.int(int64(b.n))
+			e.raw("]")
+		}
+		e.raw("]")
+	}
+	e.raw("}")
 }
 
 func countsSnap(n *counts) map[string]int64 {
@@ -237,110 +529,166 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// restore builds the state of an empty Stats from a snapshot.
+// keyed is a map's entry.
+type keyed[V any] struct {
+	k string
+	v V
+}
+
+// sortedEntries returns m's entries by key: what WriteSnapshot walks, so
+// that it reads each value once where the map holds it rather than looking
+// every key up again.
+func sortedEntries[V any](m map[string]V) []keyed[V] {
+	out := make([]keyed[V], 0, len(m))
+	for k, v := range m {
+		out = append(out, keyed[V]{k, v})
+	}
+	slices.SortFunc(out, func(a, b keyed[V]) int { return strings.Compare(a.k, b.k) })
+	return out
+}
+
+// restore builds the state of an empty Stats from a whole snapshot.
 func (s *Stats) restore(snap *statsSnap) error {
-	if why, ok := statsFormatsBefore[snap.Format]; ok {
-		return fmt.Errorf("format %q, want %q: %s", snap.Format, statsFormat, why)
+	if err := s.restoreHead(snap.Format, snap.Position); err != nil {
+		return err
 	}
-	if snap.Format != statsFormat {
-		return fmt.Errorf("format %q, want %q", snap.Format, statsFormat)
-	}
-	s.pos = snap.Position
-	for _, bs := range snap.Buckets {
-		d, ok := parseDim(bs.Dim)
-		if !ok {
-			return fmt.Errorf("bucket of unknown dimension %q", bs.Dim)
-		}
-		day, err := parseDayKey(bs.Day)
-		if err != nil {
-			return fmt.Errorf("bucket %s=%s: %v", bs.Dim, bs.Key, err)
-		}
-		sr := s.series[d][bs.Key]
-		if sr == nil {
-			sr = &series{}
-			s.series[d][s.strs.get(bs.Key)] = sr
-		}
-		// Snapshots list a key's days in order; the trees are built once
-		// every bucket is in.
-		if n := len(sr.days); n > 0 && sr.days[n-1] >= day {
-			return fmt.Errorf("bucket %s=%s day=%s is out of order or appears twice", bs.Dim, bs.Key, bs.Day)
-		}
-		b := &bucket{}
-		sr.days = append(sr.days, day)
-		sr.buckets = append(sr.buckets, b)
-		if b.n, err = countsFrom(bs.Counts); err != nil {
-			return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
-		}
-		if b.report, err = bs.Report.histogram(); err != nil {
-			return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
-		}
-		if b.close, err = bs.Close.histogram(); err != nil {
-			return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
+	for i := range snap.Buckets {
+		if err := s.restoreBucket(&snap.Buckets[i]); err != nil {
+			return err
 		}
 	}
-	// existing returns a bucket the snapshot holds: an open or closed case
-	// always counted something in its buckets, so a missing one means the
-	// snapshot is not one MarshalBinary wrote.
+	s.restoreTrees()
+	for i := range snap.Open {
+		if err := s.restoreOpen(&snap.Open[i]); err != nil {
+			return err
+		}
+	}
+	for i := range snap.Closed {
+		if err := s.restoreClosed(&snap.Closed[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A snapshot is restored into an empty Stats in its order: restoreHead,
+// restoreBucket for every bucket, restoreTrees, restoreOpen for every open
+// case, restoreClosed for every closed one.
+
+func (s *Stats) restoreHead(format string, pos uint64) error {
+	if why, ok := statsFormatsBefore[format]; ok {
+		return fmt.Errorf("format %q, want %q: %s", format, statsFormat, why)
+	}
+	if format != statsFormat {
+		return fmt.Errorf("format %q, want %q", format, statsFormat)
+	}
+	s.pos = pos
+	return nil
+}
+
+func (s *Stats) restoreBucket(bs *bucketSnap) error {
+	d, ok := parseDim(bs.Dim)
+	if !ok {
+		return fmt.Errorf("bucket of unknown dimension %q", bs.Dim)
+	}
+	day, err := parseDayKey(bs.Day)
+	if err != nil {
+		return fmt.Errorf("bucket %s=%s: %v", bs.Dim, bs.Key, err)
+	}
+	sr := s.series[d][bs.Key]
+	if sr == nil {
+		sr = &series{}
+		s.series[d][s.strs.get(bs.Key)] = sr
+	}
+	// Snapshots list a key's days in order; the trees are built once
+	// every bucket is in.
+	if n := len(sr.days); n > 0 && sr.days[n-1] >= day {
+		return fmt.Errorf("bucket %s=%s day=%s is out of order or appears twice", bs.Dim, bs.Key, bs.Day)
+	}
+	b := &bucket{}
+	sr.days = append(sr.days, day)
+	sr.buckets = append(sr.buckets, b)
+	if b.n, err = countsFrom(bs.Counts); err != nil {
+		return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
+	}
+	if b.report, err = bs.Report.histogram(); err != nil {
+		return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
+	}
+	if b.close, err = bs.Close.histogram(); err != nil {
+		return fmt.Errorf("bucket %s=%s day=%s: %v", bs.Dim, bs.Key, bs.Day, err)
+	}
+	return nil
+}
+
+// restoreTrees builds every key's tree once its buckets are in.
+func (s *Stats) restoreTrees() {
 	for d := range s.series {
 		for _, sr := range s.series[d] {
 			sr.rebuild()
 		}
 	}
-	existing := func(d dim, key string, day int32) (cell, error) {
-		if sr := s.series[d][key]; sr != nil {
-			if k, ok := sr.find(day); ok {
-				return cell{sr, day, sr.buckets[k]}, nil
-			}
+}
+
+// existing returns a bucket the snapshot holds: an open or closed case
+// always counted something in its buckets, so a missing one means the
+// snapshot is not one WriteSnapshot wrote.
+func (s *Stats) existing(d dim, key string, day int32) (cell, error) {
+	if sr := s.series[d][key]; sr != nil {
+		if k, ok := sr.find(day); ok {
+			return cell{sr, day, sr.buckets[k]}, nil
 		}
-		return cell{}, fmt.Errorf("no bucket %s=%s day=%s", dimNames[d], key, dayKey(day))
 	}
-	for _, o := range snap.Open {
-		if _, dup := s.open[o.CaseID]; dup || o.Version == 0 {
-			return fmt.Errorf("open case %s appears twice or has version 0", o.CaseID)
-		}
-		day := dayOf(o.RaisedAt)
-		c := &openCase{version: o.Version, day: day, raisedAt: o.RaisedAt.UTC(), kind: domain.Kind(s.strs.get(string(o.Kind)))}
-		c.keys = s.caseKeys(o.Street, o.Community, o.Category, o.Urgency, dayKey(day))
-		var err error
-		for d := range numCaseDims {
-			if c.caseB[d], err = existing(dim(d), c.keys[d], day); err != nil {
-				return fmt.Errorf("open case %s: %v", o.CaseID, err)
-			}
-		}
-		for _, a := range o.Involved {
-			b, err := existing(dimAssignee, a, day)
-			if err != nil {
-				return fmt.Errorf("open case %s: %v", o.CaseID, err)
-			}
-			c.involved = append(c.involved, s.strs.get(a))
-			c.invB = append(c.invB, b)
-		}
-		for _, a := range o.Assignments {
-			c.asgs = append(c.asgs, statAsg{
-				assignee: s.strs.get(a.Assignee), role: domain.Role(s.strs.get(string(a.Role))), made: a.Made.UTC(),
-				reportBy: timeOr(a.ReportBy), resolveBy: timeOr(a.ResolveBy), reported: a.Reported, declined: a.Declined,
-			})
-		}
-		if c.contrib, err = countsFrom(o.Counted); err != nil {
+	return cell{}, fmt.Errorf("no bucket %s=%s day=%s", dimNames[d], key, dayKey(day))
+}
+
+func (s *Stats) restoreOpen(o *openSnap) error {
+	if _, dup := s.open[o.CaseID]; dup || o.Version == 0 {
+		return fmt.Errorf("open case %s appears twice or has version 0", o.CaseID)
+	}
+	day := dayOf(o.RaisedAt)
+	c := &openCase{version: o.Version, day: day, raisedAt: o.RaisedAt.UTC(), kind: domain.Kind(s.strs.get(string(o.Kind)))}
+	c.keys = s.caseKeys(o.Street, o.Community, o.Category, o.Urgency, dayKey(day))
+	var err error
+	for d := range numCaseDims {
+		if c.caseB[d], err = s.existing(dim(d), c.keys[d], day); err != nil {
 			return fmt.Errorf("open case %s: %v", o.CaseID, err)
 		}
-		s.open[o.CaseID] = c
 	}
-	for _, cs := range snap.Closed {
-		if _, dup := s.closed[cs.CaseID]; dup || s.open[cs.CaseID] != nil {
-			return fmt.Errorf("closed case %s appears twice", cs.CaseID)
-		}
-		day, err := parseDayKey(cs.Day)
+	for _, a := range o.Involved {
+		b, err := s.existing(dimAssignee, a, day)
 		if err != nil {
-			return fmt.Errorf("closed case %s: %v", cs.CaseID, err)
+			return fmt.Errorf("open case %s: %v", o.CaseID, err)
 		}
-		keys := s.caseKeys(cs.Street, cs.Community, cs.Category, cs.Urgency, "")
-		assignees := make([]string, len(cs.Assignees))
-		for i, a := range cs.Assignees {
-			assignees[i] = s.strs.get(a)
-		}
-		s.closed[cs.CaseID] = closedCase{version: cs.Version, day: day, profile: s.internProfile(keys, assignees)}
+		c.involved = append(c.involved, s.strs.get(a))
+		c.invB = append(c.invB, b)
 	}
+	for _, a := range o.Assignments {
+		c.asgs = append(c.asgs, statAsg{
+			assignee: s.strs.get(a.Assignee), role: domain.Role(s.strs.get(string(a.Role))), made: a.Made.UTC(),
+			reportBy: timeOr(a.ReportBy), resolveBy: timeOr(a.ResolveBy), reported: a.Reported, declined: a.Declined,
+		})
+	}
+	if c.contrib, err = countsFrom(o.Counted); err != nil {
+		return fmt.Errorf("open case %s: %v", o.CaseID, err)
+	}
+	s.open[o.CaseID] = c
+	return nil
+}
+
+func (s *Stats) restoreClosed(cs *closedSnap) error {
+	if _, dup := s.closed[cs.CaseID]; dup || s.open[cs.CaseID] != nil {
+		return fmt.Errorf("closed case %s appears twice", cs.CaseID)
+	}
+	day, err := parseDayKey(cs.Day)
+	if err != nil {
+		return fmt.Errorf("closed case %s: %v", cs.CaseID, err)
+	}
+	keys := s.caseKeys(cs.Street, cs.Community, cs.Category, cs.Urgency, "")
+	assignees := make([]string, len(cs.Assignees))
+	for i, a := range cs.Assignees {
+		assignees[i] = s.strs.get(a)
+	}
+	s.closed[cs.CaseID] = closedCase{version: cs.Version, day: day, profile: s.internProfile(keys, assignees)}
 	return nil
 }
 

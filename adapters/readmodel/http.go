@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -531,7 +532,10 @@ func (h *handlers) logPage(w http.ResponseWriter, r *http.Request) {
 
 // snapshot answers the live models, encoded as in the snapshot file, and
 // the position they describe (also in PositionHeader): an auditor folds the
-// log up to that position and compares (whistle replay).
+// log up to that position and compares (whistle replay). The models are
+// encoded into a temporary file (the fold waits meanwhile, as for a save)
+// and the answer is sent from it, so that neither the encoding nor a slow
+// client holds the whole document in memory or the fold still.
 func (h *handlers) snapshot(w http.ResponseWriter, r *http.Request) {
 	if httpapi.ActorOf(r).Role != domain.ActorAuditor {
 		forbidden(w, "", "the read models' snapshot is for auditors")
@@ -540,14 +544,16 @@ func (h *handlers) snapshot(w http.ResponseWriter, r *http.Request) {
 	if _, ok := query(w, r); !ok {
 		return
 	}
-	data, pos, err := h.cfg.Runner.Snapshot()
+	snap, err := h.cfg.Runner.SpoolSnapshot()
 	if err != nil {
 		h.cfg.Log.Error("encode the read models", zap.Error(err))
 		httpapi.WriteError(w, http.StatusInternalServerError, "internal", "could not encode the read models", "")
 		return
 	}
+	defer snap.Close()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set(PositionHeader, strconv.FormatUint(pos, 10))
+	w.Header().Set("Content-Length", strconv.FormatInt(snap.Size, 10))
+	w.Header().Set(PositionHeader, strconv.FormatUint(snap.Position, 10))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(data) // the client may have gone; nothing to do about it
+	_, _ = io.Copy(w, snap.File) // the client may have gone; nothing to do about it
 }

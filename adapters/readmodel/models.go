@@ -7,10 +7,7 @@
 package readmodel
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,87 +144,4 @@ func (m *Models) Diff(replay *Models) []string {
 	}
 	out = append(out, projections.Diff(m.Stats, replay.Stats)...)
 	return append(out, projections.Diff(m.Board, replay.Board)...)
-}
-
-// snapshotFormat names the encoding of Marshal; another one is refused.
-const snapshotFormat = "whistle-readmodels/1"
-
-// snapshot is what Marshal writes. Each model's own snapshot carries the
-// position it describes; Position repeats their minimum for readers. SHA256
-// covers the directory version and both models' bytes, so that a torn or
-// altered file is refused rather than half restored.
-type snapshot struct {
-	Format    string          `json:"format"`
-	Directory string          `json:"directory"`
-	Position  uint64          `json:"position"`
-	TakenAt   time.Time       `json:"taken_at"`
-	SHA256    string          `json:"sha256"`
-	Stats     json.RawMessage `json:"stats"`
-	Board     json.RawMessage `json:"board"`
-}
-
-func checksum(directory string, stats, board []byte) string {
-	h := sha256.New()
-	h.Write([]byte(directory))
-	h.Write([]byte{0})
-	h.Write(stats)
-	h.Write([]byte{0})
-	h.Write(board)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// Marshal encodes every model. The caller must hold the models still (no
-// commit applied meanwhile) for the models to describe one position.
-func (m *Models) Marshal(now time.Time) ([]byte, uint64, error) {
-	stats, err := m.Stats.MarshalBinary()
-	if err != nil {
-		return nil, 0, fmt.Errorf("readmodel: encode stats: %w", err)
-	}
-	board, err := m.Board.MarshalBinary()
-	if err != nil {
-		return nil, 0, fmt.Errorf("readmodel: encode board: %w", err)
-	}
-	pos := m.Position()
-	b, err := json.Marshal(snapshot{
-		Format: snapshotFormat, Directory: m.directory, Position: pos, TakenAt: now.UTC(),
-		SHA256: checksum(m.directory, stats, board), Stats: stats, Board: board,
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("readmodel: encode snapshot: %w", err)
-	}
-	return b, pos, nil
-}
-
-// Unmarshal replaces every model with a snapshot written by Marshal, and
-// returns the position it describes. It replaces the models themselves, so
-// call it before handing them to readers. A snapshot of another format or
-// directory version, or one that does not check out, is refused with
-// ErrBadSnapshot and changes nothing.
-func (m *Models) Unmarshal(data []byte) (uint64, error) {
-	var snap snapshot
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&snap); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-	}
-	switch {
-	case snap.Format != snapshotFormat:
-		return 0, fmt.Errorf("%w: format %q, want %q", ErrBadSnapshot, snap.Format, snapshotFormat)
-	case snap.Directory != m.directory:
-		return 0, fmt.Errorf("%w: folded under directory version %q, this is %q", ErrBadSnapshot, snap.Directory, m.directory)
-	case snap.SHA256 != checksum(snap.Directory, snap.Stats, snap.Board):
-		return 0, fmt.Errorf("%w: checksum does not match the content", ErrBadSnapshot)
-	}
-	stats, err := projections.NewStats(m.weights)
-	if err != nil {
-		return 0, err
-	}
-	board := projections.NewBoard()
-	if err := stats.UnmarshalBinary(snap.Stats); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-	}
-	if err := board.UnmarshalBinary(snap.Board); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-	}
-	m.Stats, m.Board = stats, board
-	return m.Position(), nil
 }

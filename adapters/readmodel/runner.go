@@ -1,9 +1,12 @@
 package readmodel
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -103,19 +106,14 @@ func Open(ctx context.Context, cfg Config) (*Runner, error) {
 }
 
 func (r *Runner) restore(ctx context.Context) error {
-	data, err := os.ReadFile(r.path)
+	restored, pos, err := r.readSnapshotFile()
 	if errors.Is(err, fs.ErrNotExist) {
 		r.log.Info("no read model snapshot: folding the log from the start", zap.String("path", r.path))
 		return nil
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrBadSnapshot) {
 		return fmt.Errorf("readmodel: read snapshot: %w", err)
 	}
-	restored, err := NewModels(r.cfg.Directory)
-	if err != nil {
-		return err
-	}
-	pos, err := restored.Unmarshal(data)
 	if err == nil {
 		head, herr := r.cfg.Store.Head(ctx)
 		if herr != nil {
@@ -137,6 +135,34 @@ func (r *Runner) restore(ctx context.Context) error {
 	r.models = restored
 	r.log.Info("read models restored from snapshot", zap.Uint64("position", pos), zap.Int("cases", restored.Board.Len()))
 	return nil
+}
+
+// readSnapshotFile decodes the snapshot file as it streams from the disk
+// (Models.ReadSnapshot). A file whose members are in an order neither
+// writer uses (rewritten by some tool) is decoded whole, as before.
+func (r *Runner) readSnapshotFile() (*Models, uint64, error) {
+	f, err := os.Open(r.path)
+	if err != nil {
+		return nil, 0, err
+	}
+	restored, err := NewModels(r.cfg.Directory)
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	pos, err := restored.ReadSnapshot(bufio.NewReaderSize(f, 64<<10))
+	f.Close()
+	if errors.Is(err, projections.ErrSnapshotLayout) {
+		data, rerr := os.ReadFile(r.path)
+		if rerr != nil {
+			return nil, 0, rerr
+		}
+		if restored, err = NewModels(r.cfg.Directory); err != nil {
+			return nil, 0, err
+		}
+		pos, err = restored.unmarshalWhole(data)
+	}
+	return restored, pos, err
 }
 
 // Stats returns the live figures.
@@ -235,13 +261,82 @@ func (r *Runner) handle(c eventstore.Commit) error {
 	return nil
 }
 
-// Snapshot encodes the live models as they stand, with the position they
-// describe: what the snapshot file holds, and what an auditor compares a
-// replay with.
-func (r *Runner) Snapshot() ([]byte, uint64, error) {
+// WriteSnapshot encodes the live models as they stand into w, with the
+// position they describe: what the snapshot file holds, and what an auditor
+// compares a replay with. The fold waits until it returns (see
+// Models.WriteSnapshot), so w must take the bytes quickly: a file or a
+// buffer, never a client's connection (SpoolSnapshot is for those).
+func (r *Runner) WriteSnapshot(w io.Writer) (uint64, error) {
 	r.applyMu.Lock()
-	defer r.applyMu.Unlock()
-	return r.models.Marshal(time.Now())
+	pos, finish, err := r.models.writeSnapshot(w, time.Now())
+	r.applyMu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	// The last chunks and the checksum are written while the fold goes on.
+	return pos, finish()
+}
+
+// Snapshot is WriteSnapshot into memory: the whole encoding at once, for
+// small models (tests).
+func (r *Runner) Snapshot() ([]byte, uint64, error) {
+	var buf bytes.Buffer
+	pos, err := r.WriteSnapshot(&buf)
+	if err != nil {
+		return nil, 0, err
+	}
+	return buf.Bytes(), pos, nil
+}
+
+// SpooledSnapshot is the live models encoded into a temporary file of the
+// snapshot folder, rewound, for a reader that may be slow (an auditor's
+// connection): it reads the file while the fold goes on. Close removes it.
+type SpooledSnapshot struct {
+	File     *os.File
+	Size     int64
+	Position uint64
+}
+
+// Close closes and removes the file.
+func (s *SpooledSnapshot) Close() error {
+	err := s.File.Close()
+	if rerr := os.Remove(s.File.Name()); err == nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = rerr
+	}
+	return err
+}
+
+// SpoolSnapshot encodes the live models into a temporary file (named like
+// the save's, so that one left by a crash is removed at the next Open) and
+// returns it rewound. The fold waits while they are encoded, as for a save;
+// not while the file is read. Nothing is synced: the file is not kept.
+func (r *Runner) SpoolSnapshot() (*SpooledSnapshot, error) {
+	f, err := os.CreateTemp(r.cfg.Dir, SnapshotFile+".tmp-spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("readmodel: spool snapshot: %w", err)
+	}
+	s := &SpooledSnapshot{File: f}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	if s.Position, err = r.WriteSnapshot(bw); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, fmt.Errorf("readmodel: spool snapshot: %w", err)
+	}
+	if s.Size, err = f.Seek(0, io.SeekCurrent); err != nil {
+		return nil, fmt.Errorf("readmodel: spool snapshot: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("readmodel: spool snapshot: %w", err)
+	}
+	ok = true
+	return s, nil
 }
 
 // Save writes the snapshot file when the models have moved since the last
@@ -250,24 +345,33 @@ func (r *Runner) Snapshot() ([]byte, uint64, error) {
 // encoded at, never later, so a crash at any point leaves a snapshot whose
 // state and position agree: the log is resumed right after it, and no
 // commit is counted twice.
+//
+// The models are encoded straight into the temporary file, in chunks of
+// about 64 KiB (see Models.WriteSnapshot), while the fold waits on applyMu,
+// which is what keeps the encoding at one position; another goroutine
+// writes the chunks and checksums them meanwhile. The fold goes on once
+// the models are encoded, while the last chunks and the checksum are
+// written and the file is synced and renamed.
 func (r *Runner) Save() error {
 	r.saveMu.Lock()
 	defer r.saveMu.Unlock()
 	r.applyMu.Lock()
-	if r.models.Position() == r.saved {
-		r.applyMu.Unlock()
+	unchanged := r.models.Position() == r.saved
+	r.applyMu.Unlock()
+	if unchanged {
 		return nil
 	}
-	data, pos, err := r.models.Marshal(time.Now())
-	r.applyMu.Unlock()
-	if err != nil {
+	var pos uint64
+	n, err := writeFileAtomic(r.path, func(w io.Writer) error {
+		var err error
+		pos, err = r.WriteSnapshot(w)
 		return err
-	}
-	if err := writeFileAtomic(r.path, data); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("readmodel: save snapshot: %w", err)
 	}
 	r.saved = pos
-	r.log.Debug("read model snapshot saved", zap.Uint64("position", pos), zap.Int("bytes", len(data)))
+	r.log.Debug("read model snapshot saved", zap.Uint64("position", pos), zap.Int64("bytes", n))
 	return nil
 }
 
@@ -279,11 +383,14 @@ func (r *Runner) saveAndLog() {
 	}
 }
 
-func writeFileAtomic(path string, data []byte) error {
+// writeFileAtomic replaces the file at path with what write writes (through
+// a 64 KiB buffer) and returns its size: a temporary file in the same
+// folder, synced, renamed over path, and the folder synced.
+func writeFileAtomic(path string, write func(io.Writer) error) (int64, error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	tmp := f.Name()
 	ok := false
@@ -293,25 +400,41 @@ func writeFileAtomic(path string, data []byte) error {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
-		return err
+	bw := bufio.NewWriterSize(f, 64<<10)
+	cw := &countingWriter{w: bw}
+	if err := write(cw); err != nil {
+		return 0, err
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
 	}
 	if err := f.Sync(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return 0, err
 	}
 	if err := os.Rename(tmp, path); err != nil {
-		return err
+		return 0, err
 	}
 	ok = true
 	// Sync the folder so that the rename, not only the data, is on disk
 	// before the saved position is relied on.
 	d, err := os.Open(dir)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer d.Close()
-	return d.Sync()
+	return cw.n, d.Sync()
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
