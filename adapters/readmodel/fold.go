@@ -64,14 +64,16 @@ func Fold(ctx context.Context, dir *domain.Directory, read ReadFunc, opts FoldOp
 // one goroutine reads the pages ahead, GOMAXPROCS workers decode them, and
 // the fold takes the commits strictly in log order. A commit that cannot
 // be decoded stops the fold with its error once the fold reaches it. Only
-// what the read models read of each envelope is decoded: the Commits
-// handed to FoldOptions.Refused carry each event's Type, CaseID, Version,
-// OccurredAt and Data, not its ID, Actor, CorrelationID or hashes.
+// what the read models read of each envelope is decoded, by hand-written
+// scanners that give what encoding/json gives (decodeStoredFast): the
+// Commits handed to FoldOptions.Refused carry each event's Type, CaseID,
+// Version, OccurredAt and Data (aliasing the stored commit's), not its ID,
+// Actor, CorrelationID or hashes.
 func FoldLog(ctx context.Context, dir *domain.Directory, read RawReadFunc, opts FoldOptions) (*Models, error) {
 	return fold(ctx, dir, source[eventstore.Commit]{
 		read:     read,
 		position: func(c eventstore.Commit) uint64 { return uint64(c.Position) },
-		decode:   decodeStoredForFold,
+		decode:   decodeStoredFast,
 	}, opts)
 }
 

@@ -1,0 +1,102 @@
+package domain
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"unsafe"
+)
+
+// TestEventDecoderScansWhatWhistleWrites checks that the data json.Marshal
+// writes for every event type is read by the scanner, not by the fallback,
+// to the event DecodeEvent gives, and that repeated strings are shared.
+func TestEventDecoderScansWhatWhistleWrites(t *testing.T) {
+	var d EventDecoder
+	for _, e := range append(allEvents(), WhistleRaised{Street: "longqiao", Title: "no location"}, AssignmentMade{}) {
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := d.scan(e.EventType(), data)
+		if !ok {
+			t.Fatalf("the scanner refused %s %s", e.EventType(), data)
+		}
+		want, err := DecodeEvent(e.EventType(), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(got, e) {
+			t.Fatalf("scanned %#v, DecodeEvent %#v, marshalled %#v", got, want, e)
+		}
+	}
+	a, _ := d.Decode(TypeAssignmentReported, []byte(`{"assignee":"water-bureau","role":"assist"}`))
+	b, _ := d.Decode(TypeCaseEscalated, []byte(`{"assignee":"water-bureau","level":"city","deadline":"report"}`))
+	if x, y := a.(AssignmentReported).Assignee, b.(CaseEscalated).Assignee; x != y || unsafe.StringData(x) != unsafe.StringData(y) {
+		t.Fatalf("assignee %q and %q are not one string", x, y)
+	}
+}
+
+// FuzzEventDecoder holds EventDecoder.Decode equal to DecodeEvent: for any
+// type and data, both give the same error, or both the same event. Each
+// input is decoded twice by one decoder, so that the second reads the
+// strings the first interned.
+func FuzzEventDecoder(f *testing.F) {
+	for _, e := range allEvents() {
+		data, _ := json.Marshal(e)
+		f.Add(e.EventType(), data)
+	}
+	f.Add(TypeWhistleRaised, []byte(`{"location":{"lat":1},"location":{"address":"x"},"location":null}`))
+	f.Add(TypeWhistleRaised, []byte(`{"location":{"lat":1e400}}`))
+	f.Add(TypeWhistleRaised, []byte(`{"Street":"a","street":"b"}`))
+	f.Add(TypeAssignmentMade, []byte(`{"by_hand":"true","report_by":"2026-13-01T00:00:00Z"}`))
+	f.Add(TypeAssignmentMade, []byte(`{"assignee":7}`))
+	f.Add(TypeCaseClosed, []byte(`{"extra":1}`))
+	f.Add(TypeCaseClosed, []byte(``))
+	f.Add(TypeSatisfactionRated, []byte(`{"rating":"satisfied","rating":"\u0075nsatisfied"}`))
+	f.Add(TypeSatisfactionRated, []byte(`{"rating":`))
+	f.Add("CaseReopened", []byte(`{}`))
+	f.Fuzz(func(t *testing.T, eventType string, data []byte) {
+		want, wantErr := DecodeEvent(eventType, data)
+		var d EventDecoder
+		for range 2 {
+			got, err := d.Decode(eventType, data)
+			if (err != nil) != (wantErr != nil) || err != nil && err.Error() != wantErr.Error() {
+				t.Fatalf("Decode(%s, %q): error %v, DecodeEvent %v", eventType, data, err, wantErr)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("Decode(%s, %q) = %#v, DecodeEvent %#v", eventType, data, got, want)
+			}
+		}
+	})
+}
+
+// BenchmarkDecodeEvent decodes the data of every event type, with
+// DecodeEvent (encoding/json) and with an EventDecoder. Per event.
+func BenchmarkDecodeEvent(b *testing.B) {
+	type input struct {
+		typ  string
+		data []byte
+	}
+	var in []input
+	for _, e := range allEvents() {
+		data, _ := json.Marshal(e)
+		in = append(in, input{e.EventType(), data})
+	}
+	var d EventDecoder
+	for _, bc := range []struct {
+		name   string
+		decode func(string, []byte) (Event, error)
+	}{{"encoding-json", DecodeEvent}, {"decoder", d.Decode}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, x := range in {
+					if _, err := bc.decode(x.typ, x.data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/event")
+		})
+	}
+}
