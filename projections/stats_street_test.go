@@ -21,17 +21,7 @@ func streetGroupOf(t *testing.T, s *Stats, street, groupBy, key string, from, to
 	if res.GroupBy != groupBy {
 		t.Fatalf("QueryStreet(%s, %s) answers group_by %q", street, groupBy, res.GroupBy)
 	}
-	for _, g := range res.Groups {
-		if g.Key == key {
-			b, _ := json.Marshal(g)
-			m := map[string]any{}
-			if err := json.Unmarshal(b, &m); err != nil {
-				t.Fatal(err)
-			}
-			return m, true
-		}
-	}
-	return nil, false
+	return findGroup(t, res, key)
 }
 
 // TestStreetFigures gives events (through domain commands) and expects a

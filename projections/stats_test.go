@@ -39,6 +39,12 @@ func groupOf(t *testing.T, s *Stats, groupBy, key string, from, to time.Time) (m
 	if err != nil {
 		t.Fatal(err)
 	}
+	return findGroup(t, res, key)
+}
+
+// findGroup returns res's group of key as its JSON fields, if res has one.
+func findGroup(t *testing.T, res Result, key string) (map[string]any, bool) {
+	t.Helper()
 	for _, g := range res.Groups {
 		if g.Key == key {
 			b, _ := json.Marshal(g)
