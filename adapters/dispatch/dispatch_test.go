@@ -46,8 +46,8 @@ type stored struct {
 	body    Message
 }
 
-// readAll reads the whole dispatch stream.
-func readAll(t *testing.T, env *testenv.Env) []stored {
+// dispatchStream opens the dispatch stream of env.
+func dispatchStream(t *testing.T, env *testenv.Env) jetstream.Stream {
 	t.Helper()
 	js, err := jetstream.New(env.Conn)
 	if err != nil {
@@ -57,6 +57,13 @@ func readAll(t *testing.T, env *testenv.Env) []stored {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// readAll reads the whole dispatch stream.
+func readAll(t *testing.T, env *testenv.Env) []stored {
+	t.Helper()
+	s := dispatchStream(t, env)
 	info, err := s.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -292,14 +299,7 @@ func TestBacklogGoesOutInAtomicBatches(t *testing.T) {
 	if len(msgs) < minAtomicBatch {
 		t.Fatalf("%d messages: the backlog is too small to be batched", len(msgs))
 	}
-	js, err := jetstream.New(env.Conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := js.Stream(context.Background(), StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := dispatchStream(t, env)
 	batched := 0
 	var lastPos uint64
 	for _, m := range msgs {

@@ -313,29 +313,26 @@ func TestBoundedWatchersKeepEverySchedule(t *testing.T) {
 		"overdue water-bureau report district":     1,
 		"escalated water-bureau report district":   1,
 	}
-	for i, c := range cases {
-		if i < 3 {
-			expectMarks(t, env, c, reported)
-		} else {
-			expectMarks(t, env, c, silent)
+	// In the first three cases ecology-bureau reported in; in the rest nobody did.
+	expectAll := func() {
+		t.Helper()
+		for i, c := range cases {
+			if i < 3 {
+				expectMarks(t, env, c, reported)
+			} else {
+				expectMarks(t, env, c, silent)
+			}
 		}
+		settled(t, env, w1, clock)
+		settled(t, env, w2, clock)
 	}
-	settled(t, env, w1, clock)
-	settled(t, env, w2, clock)
+	expectAll()
 	// The next deadlines are the city rung of the report deadline for all.
 	clock.Advance(2 * time.Second)
 	reported["escalated water-bureau report city"] = 1
 	silent["escalated ecology-bureau report city"] = 1
 	silent["escalated water-bureau report city"] = 1
-	for i, c := range cases {
-		if i < 3 {
-			expectMarks(t, env, c, reported)
-		} else {
-			expectMarks(t, env, c, silent)
-		}
-	}
-	settled(t, env, w1, clock)
-	settled(t, env, w2, clock)
+	expectAll()
 }
 
 // A report-in of a case the watcher forgot moves its schedule on.
