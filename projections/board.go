@@ -169,8 +169,8 @@ func (b *Board) ApplyCommit(pos uint64, events []domain.Envelope) error {
 }
 
 // ApplyCommitDecoded is ApplyCommit with the events' data already decoded
-// (see DecodeCommit): decoded[i] is events[i]'s; a nil decoded, or a nil
-// entry, is decoded here.
+// (adapters/eventcodec decodes it once for every model): decoded[i] is
+// events[i]'s; a nil decoded, or a nil entry, is decoded here.
 func (b *Board) ApplyCommitDecoded(pos uint64, events []domain.Envelope, decoded []domain.Event) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

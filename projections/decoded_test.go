@@ -8,13 +8,28 @@ import (
 	"github.com/whistle-gov/whistle/domain"
 )
 
-// Folding with the events' data decoded once (DecodeCommit) is folding
+// decodeCommit decodes the data of a commit's events once, as the readers'
+// codec (adapters/eventcodec) does for every model: nil when an event
+// cannot be decoded.
+func decodeCommit(events []domain.Envelope) []domain.Event {
+	out := make([]domain.Event, len(events))
+	for i, env := range events {
+		e, err := domain.DecodeEvent(env.Type, env.Data)
+		if err != nil {
+			return nil
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// Folding with the events' data decoded once (decodeCommit) is folding
 // with ApplyCommit, for both models.
 func TestApplyCommitDecodedEqualsApplyCommit(t *testing.T) {
 	w := simulate(t, 7, 400)
 	s, b := newStats(t), NewBoard()
 	for _, c := range w.commits {
-		decoded := DecodeCommit(c.events)
+		decoded := decodeCommit(c.events)
 		if len(decoded) != len(c.events) {
 			t.Fatalf("commit %d: %d events decoded of %d", c.pos, len(decoded), len(c.events))
 		}
@@ -33,11 +48,11 @@ func TestDecodeCommitLeavesUndecodableDataToTheModels(t *testing.T) {
 	first := w.commits[0]
 	bad := append([]domain.Envelope(nil), first.events...)
 	bad[0].Data = []byte(`{"street": 1}`)
-	if d := DecodeCommit(bad); d != nil {
-		t.Fatalf("DecodeCommit of undecodable data: %v, want nil", d)
+	if d := decodeCommit(bad); d != nil {
+		t.Fatalf("decodeCommit of undecodable data: %v, want nil", d)
 	}
 	want := newStats(t).ApplyCommit(first.pos, bad)
-	got := newStats(t).ApplyCommitDecoded(first.pos, bad, DecodeCommit(bad))
+	got := newStats(t).ApplyCommitDecoded(first.pos, bad, decodeCommit(bad))
 	if want == nil || got == nil || got.Error() != want.Error() {
 		t.Fatalf("ApplyCommitDecoded: %v, ApplyCommit: %v", got, want)
 	}

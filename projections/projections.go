@@ -33,7 +33,6 @@ package projections
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/whistle-gov/whistle/domain"
@@ -100,33 +99,6 @@ func (in interner) get(s string) string {
 	in[s] = s
 	return s
 }
-
-// DecodeCommit decodes the data of a commit's events once, for the
-// ApplyCommitDecoded of every model (each model's ApplyCommit decodes it
-// again). It returns nil when an event cannot be decoded: the models then
-// decode it themselves, and refuse it as ApplyCommit does.
-//
-// It decodes with a domain.EventDecoder (the same events as
-// domain.DecodeEvent, faster, the repeated strings shared), one per
-// goroutine at a time from a pool, so that parallel callers (the replay's
-// workers) do not contend.
-func DecodeCommit(events []domain.Envelope) []domain.Event {
-	dec := eventDecoders.Get().(*domain.EventDecoder)
-	defer eventDecoders.Put(dec)
-	out := make([]domain.Event, len(events))
-	for i, env := range events {
-		e, err := dec.Decode(env.Type, env.Data)
-		if err != nil {
-			return nil
-		}
-		out[i] = e
-	}
-	return out
-}
-
-// eventDecoders keeps DecodeCommit's decoders (and the strings they
-// share) between calls.
-var eventDecoders = sync.Pool{New: func() any { return new(domain.EventDecoder) }}
 
 // decodedAt is decoded[i], nil when decoded is.
 func decodedAt(decoded []domain.Event, i int) domain.Event {

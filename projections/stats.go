@@ -331,8 +331,8 @@ func (s *Stats) ApplyCommit(pos uint64, events []domain.Envelope) error {
 }
 
 // ApplyCommitDecoded is ApplyCommit with the events' data already decoded
-// (see DecodeCommit): decoded[i] is events[i]'s; a nil decoded, or a nil
-// entry, is decoded here.
+// (adapters/eventcodec decodes it once for every model): decoded[i] is
+// events[i]'s; a nil decoded, or a nil entry, is decoded here.
 func (s *Stats) ApplyCommitDecoded(pos uint64, events []domain.Envelope, decoded []domain.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

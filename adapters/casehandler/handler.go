@@ -5,13 +5,13 @@ package casehandler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/eventcodec"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/domain"
 	"go.uber.org/zap"
@@ -156,7 +156,7 @@ func (h *Handler) execute(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		data, err := encode(envs)
+		data, err := eventcodec.Encode(envs)
 		if err != nil {
 			return Result{}, err
 		}
@@ -221,30 +221,7 @@ func ReadCase(ctx context.Context, store eventstore.Store, caseID string) ([]dom
 	if err != nil {
 		return nil, fmt.Errorf("casehandler: read case %s: %w", caseID, err)
 	}
-	return DecodeEnvelopes(recs)
-}
-
-// DecodeEnvelopes turns stored events back into envelopes.
-func DecodeEnvelopes(recs []eventstore.RecordedEvent) ([]domain.Envelope, error) {
-	out := make([]domain.Envelope, len(recs))
-	for i, r := range recs {
-		if err := json.Unmarshal(r.Data, &out[i]); err != nil {
-			return nil, fmt.Errorf("casehandler: decode event %s of %s: %w", r.ID, r.Stream, err)
-		}
-	}
-	return out, nil
-}
-
-func encode(envs []domain.Envelope) ([]eventstore.EventData, error) {
-	out := make([]eventstore.EventData, len(envs))
-	for i, env := range envs {
-		b, err := json.Marshal(env)
-		if err != nil {
-			return nil, fmt.Errorf("casehandler: encode %s: %w", env.Type, err)
-		}
-		out[i] = eventstore.EventData{ID: env.ID, Type: env.Type, Data: b}
-	}
-	return out, nil
+	return eventcodec.DecodeEnvelopes(recs)
 }
 
 // DefaultCacheSize bounds the case states the handler keeps. A case's

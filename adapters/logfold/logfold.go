@@ -11,12 +11,12 @@ package logfold
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/eventcodec"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/domain"
 )
@@ -34,17 +34,16 @@ type Step struct {
 
 // Decode turns the events of a commit into envelopes and domain events.
 func Decode(c eventstore.Commit) ([]Step, error) {
-	steps := make([]Step, 0, len(c.Events))
-	for _, rec := range c.Events {
-		var env domain.Envelope
-		if err := json.Unmarshal(rec.Data, &env); err != nil {
-			return nil, fmt.Errorf("logfold: decode event %s of %s at position %d: %w", rec.ID, rec.Stream, c.Position, err)
-		}
-		ev, err := domain.DecodeEvent(env.Type, env.Data)
-		if err != nil {
-			return nil, fmt.Errorf("logfold: event %s of %s at position %d: %w", rec.ID, rec.Stream, c.Position, err)
-		}
-		steps = append(steps, Step{Env: env, Event: ev})
+	dc, err := eventcodec.Decode(c)
+	if err == nil {
+		err = dc.EventsErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("logfold: %w", err)
+	}
+	steps := make([]Step, len(dc.Envelopes))
+	for i, env := range dc.Envelopes {
+		steps[i] = Step{Env: env, Event: dc.Events[i]}
 	}
 	return steps, nil
 }

@@ -64,8 +64,8 @@ func Fold(ctx context.Context, dir *domain.Directory, read ReadFunc, opts FoldOp
 // one goroutine reads the pages ahead, GOMAXPROCS workers decode them, and
 // the fold takes the commits strictly in log order. A commit that cannot
 // be decoded stops the fold with its error once the fold reaches it. Only
-// what the read models read of each envelope is decoded, by hand-written
-// scanners that give what encoding/json gives (decodeStoredFast): the
+// what the read models read of each envelope is decoded
+// (eventcodec.DecodeForFold): the
 // Commits handed to FoldOptions.Refused carry each event's Type, CaseID,
 // Version, OccurredAt and Data (aliasing the stored commit's), not its ID,
 // Actor, CorrelationID or hashes.
@@ -73,7 +73,7 @@ func FoldLog(ctx context.Context, dir *domain.Directory, read RawReadFunc, opts 
 	return fold(ctx, dir, source[eventstore.Commit]{
 		read:     read,
 		position: func(c eventstore.Commit) uint64 { return uint64(c.Position) },
-		decode:   decodeStoredFast,
+		decode:   decodeStored,
 	}, opts)
 }
 

@@ -8,12 +8,10 @@ package readmodel
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/eventcodec"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/domain"
 	"github.com/whistle-gov/whistle/projections"
@@ -35,50 +33,38 @@ type Commit struct {
 	decoded []domain.Event
 }
 
-// DecodeCommit decodes a stored commit's envelopes.
+// DecodeCommit decodes a stored commit's envelopes and their events.
 func DecodeCommit(c eventstore.Commit) (Commit, error) {
-	envs, err := casehandler.DecodeEnvelopes(c.Events)
+	dc, err := eventcodec.Decode(c)
 	if err != nil {
-		return Commit{}, fmt.Errorf("readmodel: commit at position %d: %w", c.Position, err)
+		return Commit{}, fmt.Errorf("readmodel: %w", err)
 	}
-	return Commit{Position: uint64(c.Position), Stream: c.Stream, Events: envs}, nil
+	return fromCodec(dc), nil
+}
+
+// fromCodec is a decoded commit as the models fold it.
+func fromCodec(c eventcodec.Commit) Commit {
+	return Commit{Position: uint64(c.Position), Stream: c.Stream, Events: c.Envelopes, decoded: c.Events}
+}
+
+// decodeStored decodes a stored commit for a fold (eventcodec.DecodeForFold).
+func decodeStored(c eventstore.Commit) (Commit, error) {
+	dc, err := eventcodec.DecodeForFold(c)
+	if err != nil {
+		return Commit{}, fmt.Errorf("readmodel: %w", err)
+	}
+	return fromCodec(dc), nil
 }
 
 // decodeForFold decodes the events' data of c once for every model, so
 // that the fold's workers do it rather than each model in the fold's turn.
+// When an event cannot be decoded, decoded stays nil: the models then
+// refuse the commit with their own error.
 func decodeForFold(c Commit) Commit {
 	if c.decoded == nil {
-		c.decoded = projections.DecodeCommit(c.Events)
+		c.decoded, _ = eventcodec.DecodeEvents(c.Events)
 	}
 	return c
-}
-
-// foldEnvelope is the part of a stored envelope the read models read. A
-// fold of the stored log decodes only this: the ids, actor and hash chain
-// are the command handler's and the auditors' (GET /v1/log and the live
-// runner decode whole envelopes), and skipping them is most of the cost of
-// decoding a commit. Its fields are domain.Envelope's.
-type foldEnvelope struct {
-	Type       string          `json:"type"`
-	CaseID     string          `json:"case_id"`
-	Version    uint64          `json:"version"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Data       json.RawMessage `json:"data"`
-}
-
-// decodeStoredForFold decodes a stored commit for a fold: each envelope's
-// Type, CaseID, Version, OccurredAt and Data only (the other fields are
-// left empty), and their data once for every model.
-func decodeStoredForFold(c eventstore.Commit) (Commit, error) {
-	envs := make([]domain.Envelope, len(c.Events))
-	for i, r := range c.Events {
-		var fe foldEnvelope
-		if err := json.Unmarshal(r.Data, &fe); err != nil {
-			return Commit{}, fmt.Errorf("readmodel: commit at position %d: decode event %s of %s: %w", c.Position, r.ID, r.Stream, err)
-		}
-		envs[i] = domain.Envelope{Type: fe.Type, CaseID: fe.CaseID, Version: fe.Version, OccurredAt: fe.OccurredAt, Data: fe.Data}
-	}
-	return decodeForFold(Commit{Position: uint64(c.Position), Stream: c.Stream, Events: envs}), nil
 }
 
 // ReadLog reads up to limit commits after `after` from store, decoded.

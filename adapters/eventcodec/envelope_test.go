@@ -1,4 +1,4 @@
-package readmodel
+package eventcodec
 
 import (
 	"bytes"
@@ -179,8 +179,8 @@ func FuzzFoldEnvelope(f *testing.F) {
 
 // benchCommits are the sealed envelopes as stored commits: the raise and
 // its two assignments in one, every other event alone.
-func benchCommits(b *testing.B) []eventstore.Commit {
-	stream, stored := sealedEnvelopes(b)
+func benchCommits(tb testing.TB) []eventstore.Commit {
+	stream, stored := sealedEnvelopes(tb)
 	var out []eventstore.Commit
 	for i := 0; i < len(stored); {
 		n := 1
@@ -197,9 +197,31 @@ func benchCommits(b *testing.B) []eventstore.Commit {
 	return out
 }
 
-// BenchmarkDecodeStored decodes stored commits for a fold, as FoldLog's
-// workers do: with encoding/json (decodeStoredForFold, the decoding before
-// the scanner) and with the scanners (decodeStoredFast). Per event.
+// decodeStoredWithEncodingJSON is DecodeForFold with encoding/json alone,
+// the reference the scanners are held to and measured against.
+func decodeStoredWithEncodingJSON(c eventstore.Commit) (Commit, error) {
+	envs := make([]domain.Envelope, len(c.Events))
+	for i, r := range c.Events {
+		var fe foldEnvelope
+		if err := json.Unmarshal(r.Data, &fe); err != nil {
+			return Commit{}, envelopeError(c, r, err)
+		}
+		envs[i] = domain.Envelope{Type: fe.Type, CaseID: fe.CaseID, Version: fe.Version, OccurredAt: fe.OccurredAt, Data: fe.Data}
+	}
+	out := Commit{Position: c.Position, Stream: c.Stream, Envelopes: envs, Events: make([]domain.Event, len(envs))}
+	for i, env := range envs {
+		e, err := domain.DecodeEvent(env.Type, env.Data)
+		if err != nil {
+			return out, nil
+		}
+		out.Events[i] = e
+	}
+	return out, nil
+}
+
+// BenchmarkDecodeStored decodes stored commits for a fold, as a replay's
+// workers do: with encoding/json alone (decodeStoredWithEncodingJSON) and
+// with the scanners (DecodeForFold). Per event.
 func BenchmarkDecodeStored(b *testing.B) {
 	commits := benchCommits(b)
 	events := 0
@@ -209,7 +231,7 @@ func BenchmarkDecodeStored(b *testing.B) {
 	for _, bc := range []struct {
 		name   string
 		decode func(eventstore.Commit) (Commit, error)
-	}{{"encoding-json", decodeStoredForFold}, {"scan", decodeStoredFast}} {
+	}{{"encoding-json", decodeStoredWithEncodingJSON}, {"scan", DecodeForFold}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -221,6 +243,24 @@ func BenchmarkDecodeStored(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
 		})
+	}
+}
+
+// TestDecodeForFoldEqualsEncodingJSON: the scanners give the envelopes
+// and events encoding/json gives for every event type whistle writes.
+func TestDecodeForFoldEqualsEncodingJSON(t *testing.T) {
+	for _, c := range benchCommits(t) {
+		want, err := decodeStoredWithEncodingJSON(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeForFold(c)
+		if err != nil || got.EventsErr != nil {
+			t.Fatalf("commit at %d: %v %v", c.Position, err, got.EventsErr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("commit at %d:\n got %+v\nwant %+v", c.Position, got, want)
+		}
 	}
 }
 
@@ -239,8 +279,8 @@ func TestDecodeStoredFastErrors(t *testing.T) {
 	} {
 		c := eventstore.Commit{Stream: stream, Position: 9, Events: []eventstore.RecordedEvent{
 			{Stream: stream, ID: "e0", Data: stored[2]}, {Stream: stream, ID: "e1", Data: []byte(bad)}}}
-		_, want := decodeStoredForFold(c)
-		_, got := decodeStoredFast(c)
+		_, want := decodeStoredWithEncodingJSON(c)
+		_, got := DecodeForFold(c)
 		if want == nil || got == nil || got.Error() != want.Error() {
 			t.Errorf("%s: error %v, want %v", bad, got, want)
 		}

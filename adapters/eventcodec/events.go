@@ -1,12 +1,13 @@
-package domain
+package eventcodec
 
 import (
 	"time"
 
-	"github.com/whistle-gov/whistle/domain/jsonscan"
+	"github.com/whistle-gov/whistle/adapters/eventcodec/internal/jsonscan"
+	"github.com/whistle-gov/whistle/domain"
 )
 
-// EventDecoder decodes events' data as DecodeEvent does, with the same
+// eventDecoder decodes events' data as DecodeEvent does, with the same
 // event or the same error, for a replay of the log: the data whistle writes
 // (json.Marshal of the event types, in any key order) is read without
 // reflection, and the short strings that repeat from case to case
@@ -16,9 +17,9 @@ import (
 // type does not have, invalid JSON) is decoded by DecodeEvent itself
 // (FuzzEventDecoder holds the two equal).
 //
-// An EventDecoder is not safe for concurrent use: keep one per goroutine.
+// An eventDecoder is not safe for concurrent use: keep one per goroutine.
 // The zero value is ready to use.
-type EventDecoder struct {
+type eventDecoder struct {
 	strs map[string]string
 }
 
@@ -30,15 +31,15 @@ const (
 )
 
 // Decode decodes the data of an event of eventType, as DecodeEvent.
-func (d *EventDecoder) Decode(eventType string, data []byte) (Event, error) {
+func (d *eventDecoder) Decode(eventType string, data []byte) (domain.Event, error) {
 	if e, ok := d.scan(eventType, data); ok {
 		return e, nil
 	}
-	return DecodeEvent(eventType, data)
+	return domain.DecodeEvent(eventType, data)
 }
 
 // intern returns v as a string, the same string for the same bytes.
-func (d *EventDecoder) intern(v []byte) string {
+func (d *eventDecoder) intern(v []byte) string {
 	if len(v) > maxInternSize {
 		return string(v)
 	}
@@ -56,7 +57,7 @@ func (d *EventDecoder) intern(v []byte) string {
 }
 
 // shared reads a string that repeats across cases into *dst, interned.
-func shared[T ~string](d *EventDecoder, s *jsonscan.Scanner, dst *T) bool {
+func shared[T ~string](d *eventDecoder, s *jsonscan.Scanner, dst *T) bool {
 	v, ok := s.Text()
 	if ok {
 		*dst = T(d.intern(v))
@@ -90,18 +91,18 @@ func boolField(s *jsonscan.Scanner, dst *bool) bool {
 }
 
 // scan decodes data when it is of the plain shape described on
-// EventDecoder; ok is false otherwise, and the caller decodes it again with
+// eventDecoder; ok is false otherwise, and the caller decodes it again with
 // DecodeEvent. Duplicate keys are applied in order, as encoding/json does.
-func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
+func (d *eventDecoder) scan(eventType string, data []byte) (domain.Event, bool) {
 	if len(data) == 0 {
 		return nil, false
 	}
 	s := jsonscan.New(data)
-	var e Event
+	var e domain.Event
 	var ok bool
 	switch eventType {
-	case TypeWhistleRaised:
-		var v WhistleRaised
+	case domain.TypeWhistleRaised:
+		var v domain.WhistleRaised
 		ok = s.Object(func(k []byte) bool {
 			switch string(k) {
 			case "street":
@@ -119,10 +120,10 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			case "description":
 				return text(&s, &v.Description)
 			case "location":
-				// encoding/json decodes into the Location already there,
+				// encoding/json decodes into the domain.Location already there,
 				// if an earlier "location" made one.
 				if v.Location == nil {
-					v.Location = &Location{}
+					v.Location = &domain.Location{}
 				}
 				return d.location(&s, v.Location)
 			case "directory_version":
@@ -133,8 +134,8 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			return false
 		})
 		e = v
-	case TypeAssignmentMade:
-		var v AssignmentMade
+	case domain.TypeAssignmentMade:
+		var v domain.AssignmentMade
 		ok = s.Object(func(k []byte) bool {
 			switch string(k) {
 			case "assignee":
@@ -151,8 +152,8 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			return false
 		})
 		e = v
-	case TypeAssignmentReported:
-		var v AssignmentReported
+	case domain.TypeAssignmentReported:
+		var v domain.AssignmentReported
 		ok = s.Object(func(k []byte) bool {
 			switch string(k) {
 			case "assignee":
@@ -165,8 +166,8 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			return false
 		})
 		e = v
-	case TypeAssignmentOverdue:
-		var v AssignmentOverdue
+	case domain.TypeAssignmentOverdue:
+		var v domain.AssignmentOverdue
 		ok = s.Object(func(k []byte) bool {
 			switch string(k) {
 			case "assignee":
@@ -183,8 +184,8 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			return false
 		})
 		e = v
-	case TypeCaseEscalated:
-		var v CaseEscalated
+	case domain.TypeCaseEscalated:
+		var v domain.CaseEscalated
 		ok = s.Object(func(k []byte) bool {
 			switch string(k) {
 			case "deadline":
@@ -197,8 +198,8 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			return false
 		})
 		e = v
-	case TypeProgressNoted:
-		var v ProgressNoted
+	case domain.TypeProgressNoted:
+		var v domain.ProgressNoted
 		ok = s.Object(func(k []byte) bool {
 			switch string(k) {
 			case "assignee":
@@ -211,8 +212,8 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			return false
 		})
 		e = v
-	case TypeAssignmentDeclined:
-		var v AssignmentDeclined
+	case domain.TypeAssignmentDeclined:
+		var v domain.AssignmentDeclined
 		ok = s.Object(func(k []byte) bool {
 			switch string(k) {
 			case "assignee":
@@ -227,8 +228,8 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			return false
 		})
 		e = v
-	case TypeNeedClaimed:
-		var v NeedClaimed
+	case domain.TypeNeedClaimed:
+		var v domain.NeedClaimed
 		ok = s.Object(func(k []byte) bool {
 			switch string(k) {
 			case "assignee":
@@ -243,8 +244,8 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			return false
 		})
 		e = v
-	case TypeAssignmentResolved:
-		var v AssignmentResolved
+	case domain.TypeAssignmentResolved:
+		var v domain.AssignmentResolved
 		ok = s.Object(func(k []byte) bool {
 			switch string(k) {
 			case "assignee":
@@ -259,23 +260,23 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 			return false
 		})
 		e = v
-	case TypeResolutionVerified:
-		var v ResolutionVerified
+	case domain.TypeResolutionVerified:
+		var v domain.ResolutionVerified
 		ok = s.Object(func(k []byte) bool {
 			return string(k) == "note" && text(&s, &v.Note)
 		})
 		e = v
-	case TypeResolutionRejected:
-		var v ResolutionRejected
+	case domain.TypeResolutionRejected:
+		var v domain.ResolutionRejected
 		ok = s.Object(func(k []byte) bool {
 			return string(k) == "note" && text(&s, &v.Note)
 		})
 		e = v
-	case TypeCaseClosed:
+	case domain.TypeCaseClosed:
 		ok = s.Object(func([]byte) bool { return false })
-		e = CaseClosed{}
-	case TypeSatisfactionRated:
-		var v SatisfactionRated
+		e = domain.CaseClosed{}
+	case domain.TypeSatisfactionRated:
+		var v domain.SatisfactionRated
 		ok = s.Object(func(k []byte) bool {
 			return string(k) == "rating" && shared(d, &s, &v.Rating)
 		})
@@ -290,7 +291,7 @@ func (d *EventDecoder) scan(eventType string, data []byte) (Event, bool) {
 }
 
 // location reads a Location's members into l.
-func (d *EventDecoder) location(s *jsonscan.Scanner, l *Location) bool {
+func (d *eventDecoder) location(s *jsonscan.Scanner, l *domain.Location) bool {
 	return s.Object(func(k []byte) bool {
 		switch string(k) {
 		case "address":

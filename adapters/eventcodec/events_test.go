@@ -1,18 +1,20 @@
-package domain
+package eventcodec
 
 import (
 	"encoding/json"
 	"reflect"
 	"testing"
 	"unsafe"
+
+	"github.com/whistle-gov/whistle/domain"
 )
 
 // TestEventDecoderScansWhatWhistleWrites checks that the data json.Marshal
 // writes for every event type is read by the scanner, not by the fallback,
 // to the event DecodeEvent gives, and that repeated strings are shared.
 func TestEventDecoderScansWhatWhistleWrites(t *testing.T) {
-	var d EventDecoder
-	for _, e := range append(allEvents(), WhistleRaised{Street: "longqiao", Title: "no location"}, AssignmentMade{}) {
+	var d eventDecoder
+	for _, e := range append(everyEvent(), domain.WhistleRaised{Street: "longqiao", Title: "no location"}, domain.AssignmentMade{}) {
 		data, err := json.Marshal(e)
 		if err != nil {
 			t.Fatal(err)
@@ -21,7 +23,7 @@ func TestEventDecoderScansWhatWhistleWrites(t *testing.T) {
 		if !ok {
 			t.Fatalf("the scanner refused %s %s", e.EventType(), data)
 		}
-		want, err := DecodeEvent(e.EventType(), data)
+		want, err := domain.DecodeEvent(e.EventType(), data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,35 +31,35 @@ func TestEventDecoderScansWhatWhistleWrites(t *testing.T) {
 			t.Fatalf("scanned %#v, DecodeEvent %#v, marshalled %#v", got, want, e)
 		}
 	}
-	a, _ := d.Decode(TypeAssignmentReported, []byte(`{"assignee":"water-bureau","role":"assist"}`))
-	b, _ := d.Decode(TypeCaseEscalated, []byte(`{"assignee":"water-bureau","level":"city","deadline":"report"}`))
-	if x, y := a.(AssignmentReported).Assignee, b.(CaseEscalated).Assignee; x != y || unsafe.StringData(x) != unsafe.StringData(y) {
+	a, _ := d.Decode(domain.TypeAssignmentReported, []byte(`{"assignee":"water-bureau","role":"assist"}`))
+	b, _ := d.Decode(domain.TypeCaseEscalated, []byte(`{"assignee":"water-bureau","level":"city","deadline":"report"}`))
+	if x, y := a.(domain.AssignmentReported).Assignee, b.(domain.CaseEscalated).Assignee; x != y || unsafe.StringData(x) != unsafe.StringData(y) {
 		t.Fatalf("assignee %q and %q are not one string", x, y)
 	}
 }
 
-// FuzzEventDecoder holds EventDecoder.Decode equal to DecodeEvent: for any
+// FuzzEventDecoder holds eventDecoder.Decode equal to DecodeEvent: for any
 // type and data, both give the same error, or both the same event. Each
 // input is decoded twice by one decoder, so that the second reads the
 // strings the first interned.
 func FuzzEventDecoder(f *testing.F) {
-	for _, e := range allEvents() {
+	for _, e := range everyEvent() {
 		data, _ := json.Marshal(e)
 		f.Add(e.EventType(), data)
 	}
-	f.Add(TypeWhistleRaised, []byte(`{"location":{"lat":1},"location":{"address":"x"},"location":null}`))
-	f.Add(TypeWhistleRaised, []byte(`{"location":{"lat":1e400}}`))
-	f.Add(TypeWhistleRaised, []byte(`{"Street":"a","street":"b"}`))
-	f.Add(TypeAssignmentMade, []byte(`{"by_hand":"true","report_by":"2026-13-01T00:00:00Z"}`))
-	f.Add(TypeAssignmentMade, []byte(`{"assignee":7}`))
-	f.Add(TypeCaseClosed, []byte(`{"extra":1}`))
-	f.Add(TypeCaseClosed, []byte(``))
-	f.Add(TypeSatisfactionRated, []byte(`{"rating":"satisfied","rating":"\u0075nsatisfied"}`))
-	f.Add(TypeSatisfactionRated, []byte(`{"rating":`))
+	f.Add(domain.TypeWhistleRaised, []byte(`{"location":{"lat":1},"location":{"address":"x"},"location":null}`))
+	f.Add(domain.TypeWhistleRaised, []byte(`{"location":{"lat":1e400}}`))
+	f.Add(domain.TypeWhistleRaised, []byte(`{"Street":"a","street":"b"}`))
+	f.Add(domain.TypeAssignmentMade, []byte(`{"by_hand":"true","report_by":"2026-13-01T00:00:00Z"}`))
+	f.Add(domain.TypeAssignmentMade, []byte(`{"assignee":7}`))
+	f.Add(domain.TypeCaseClosed, []byte(`{"extra":1}`))
+	f.Add(domain.TypeCaseClosed, []byte(``))
+	f.Add(domain.TypeSatisfactionRated, []byte(`{"rating":"satisfied","rating":"\u0075nsatisfied"}`))
+	f.Add(domain.TypeSatisfactionRated, []byte(`{"rating":`))
 	f.Add("CaseReopened", []byte(`{}`))
 	f.Fuzz(func(t *testing.T, eventType string, data []byte) {
-		want, wantErr := DecodeEvent(eventType, data)
-		var d EventDecoder
+		want, wantErr := domain.DecodeEvent(eventType, data)
+		var d eventDecoder
 		for range 2 {
 			got, err := d.Decode(eventType, data)
 			if (err != nil) != (wantErr != nil) || err != nil && err.Error() != wantErr.Error() {
@@ -71,22 +73,22 @@ func FuzzEventDecoder(f *testing.F) {
 }
 
 // BenchmarkDecodeEvent decodes the data of every event type, with
-// DecodeEvent (encoding/json) and with an EventDecoder. Per event.
+// DecodeEvent (encoding/json) and with an eventDecoder. Per event.
 func BenchmarkDecodeEvent(b *testing.B) {
 	type input struct {
 		typ  string
 		data []byte
 	}
 	var in []input
-	for _, e := range allEvents() {
+	for _, e := range everyEvent() {
 		data, _ := json.Marshal(e)
 		in = append(in, input{e.EventType(), data})
 	}
-	var d EventDecoder
+	var d eventDecoder
 	for _, bc := range []struct {
 		name   string
-		decode func(string, []byte) (Event, error)
-	}{{"encoding-json", DecodeEvent}, {"decoder", d.Decode}} {
+		decode func(string, []byte) (domain.Event, error)
+	}{{"encoding-json", domain.DecodeEvent}, {"decoder", d.Decode}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
