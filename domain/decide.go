@@ -226,7 +226,7 @@ func Decide(c *Case, cmd Command, dir *Directory, now time.Time) ([]Event, error
 			return nil, refuse(ErrInvalidTransition, "", "the offer to %s is %s: the need was claimed or declined", a.Assignee, a.Status)
 		}
 		sla := dir.SLAFor(c.Urgency)
-		return []Event{NeedClaimed{Assignee: a.Assignee, Role: RoleLead, ResolveBy: now.Add(time.Duration(sla.ResolveWithin)), Note: cmd.Note}}, nil
+		return []Event{NeedClaimed{Assignee: a.Assignee, Role: RoleLead, ResolveBy: dir.Deadline(now, sla.ResolveWithin), Note: cmd.Note}}, nil
 	case Route:
 		return decideRoute(c, cmd, dir, now)
 	case Verify:
@@ -293,7 +293,7 @@ func decideRaise(cmd Raise, dir *Directory, now time.Time) ([]Event, error) {
 		DirectoryVersion: dir.Version, RequestSHA256: cmd.RequestSHA256,
 	}}
 	sla := dir.SLAFor(urgency)
-	reportBy, resolveBy := now.Add(time.Duration(sla.ReportWithin)), now.Add(time.Duration(sla.ResolveWithin))
+	reportBy, resolveBy := dir.Deadline(now, sla.ReportWithin), dir.Deadline(now, sla.ResolveWithin)
 	if category.Kind == KindNeed {
 		if len(community.Units) == 0 {
 			return nil, refuse(ErrInvalidValue, "community", "community %q has no resident units to offer a need to", community.ID)
@@ -373,7 +373,7 @@ func decideRoute(c *Case, cmd Route, dir *Directory, now time.Time) ([]Event, er
 		}
 	}
 	sla := dir.SLAFor(c.Urgency)
-	reportBy, resolveBy := now.Add(time.Duration(sla.ReportWithin)), now.Add(time.Duration(sla.ResolveWithin))
+	reportBy, resolveBy := dir.Deadline(now, sla.ReportWithin), dir.Deadline(now, sla.ResolveWithin)
 	var events []Event
 	ended := map[string]bool{}
 	// endOffer ends id's open offer, if it has one, before anything else is

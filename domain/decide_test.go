@@ -665,6 +665,18 @@ func TestAuthorize(t *testing.T) {
 		{"verifying a case not raised", notRaised, street, Verify{Accepted: true}, ErrNoCase, "", "no such case"},
 		{"claiming on a case not raised", notRaised, university, Claim{Assignee: "putian-university"}, ErrNoCase, "", "no such case"},
 		{"an unknown command", issue, street, bogus{}, ErrInvalidValue, "", "unknown command"},
+		// A district is over streets but acts as neither a street nor an
+		// assignee, even under the id of one; a platform sends tickets only.
+		{"a district raises", nil, district, raiseOf(catIssue, UrgencyRoutine), ErrNotYours, "", "only a street may raise"},
+		{"a district named as the street raises", nil, Actor{Role: ActorDistrict, ID: "longqiao"}, raiseOf(catIssue, UrgencyRoutine),
+			ErrNotYours, "", "only a street may raise"},
+		{"a district routes", issue, district, Route{Lead: "urban-management"}, ErrNotYours, "", "only a street may route"},
+		{"a district verifies", issue, district, Verify{Accepted: true}, ErrNotYours, "", "only a street may verify"},
+		{"a district named as the lead reports in", issue, Actor{Role: ActorDistrict, ID: "ecology-bureau"}, Report{Assignee: "ecology-bureau"},
+			ErrNotYours, "", "only a department or unit may report"},
+		{"a district resolves", issue, district, Resolve{Assignee: "ecology-bureau"}, ErrNotYours, "", "only a department or unit may resolve"},
+		{"a platform raises", nil, platform, raiseOf(catIssue, UrgencyRoutine), ErrNotYours, "", "only a street may raise"},
+		{"a platform reports in", issue, platform, Report{Assignee: "ecology-bureau"}, ErrNotYours, "", "only a department or unit may report"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

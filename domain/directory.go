@@ -40,7 +40,20 @@ type Directory struct {
 	SLA                 map[string]SLA     `json:"sla"`
 	Escalation          []EscalationStep   `json:"escalation"`
 	SatisfactionWeights map[string]float64 `json:"satisfaction_weights"`
-	index               *directoryIndex    `json:"-"`
+	// Districts are the offices above streets; each street has at most one.
+	Districts []District `json:"districts,omitempty"`
+	// Platforms are the upstream systems that send tickets (12345...).
+	Platforms []Organisation `json:"platforms,omitempty"`
+	// Calendar is when offices work; nil is DefaultCalendar's.
+	Calendar *CalendarSpec   `json:"calendar,omitempty"`
+	index    *directoryIndex `json:"-"`
+}
+
+// District is a district office and the streets it is over.
+type District struct {
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Streets []string `json:"streets"`
 }
 
 // Street is a sub-district office and its communities.
@@ -74,10 +87,41 @@ type Category struct {
 	Assist []string `json:"assist,omitempty"`
 }
 
-// SLA gives the deadlines of one urgency, counted from the assignment.
+// SLA gives the deadlines of one urgency, counted from the assignment. Every
+// duration may be clock time, working hours or working days (SLADuration).
+// ReportWithin and ResolveWithin are required; the others take the defaults
+// of DefaultSLA when left out.
 type SLA struct {
-	ReportWithin  Duration `json:"report_within"`
-	ResolveWithin Duration `json:"resolve_within"`
+	ReportWithin  SLADuration `json:"report_within"`
+	ResolveWithin SLADuration `json:"resolve_within"`
+	// AcceptWithin: a street signs for a ticket from above (签收).
+	AcceptWithin SLADuration `json:"accept_within,omitzero"`
+	// RuleWithin: a decline is ruled on.
+	RuleWithin SLADuration `json:"rule_within,omitzero"`
+	// ArriveWithin: a summoned assignee arrives on site.
+	ArriveWithin SLADuration `json:"arrive_within,omitzero"`
+	// StallAfter: a reported assignment with no progress is stalled.
+	StallAfter SLADuration `json:"stall_after,omitzero"`
+	// SecondRoundWithin: a case reopened by an unsatisfied resident.
+	SecondRoundWithin SLADuration `json:"second_round_within,omitzero"`
+}
+
+// DefaultSLA holds the defaults of the SLA keys that may be left out (report
+// and resolve deadlines have none: a directory must say them).
+func DefaultSLA() SLA {
+	must := func(d SLADuration, err error) SLADuration {
+		if err != nil {
+			panic("domain: invalid default SLA: " + err.Error())
+		}
+		return d
+	}
+	return SLA{
+		AcceptWithin:      must(WorkingHours(1)),
+		RuleWithin:        must(WorkingDays(1)),
+		ArriveWithin:      must(ClockTime(30 * time.Minute)),
+		StallAfter:        must(WorkingDays(2)),
+		SecondRoundWithin: must(WorkingDays(3)),
+	}
 }
 
 // EscalationStep is one rung of the ladder: After the missed deadline the case
@@ -93,6 +137,10 @@ type directoryIndex struct {
 	departments map[string]*Organisation
 	units       map[string]*Organisation
 	categories  map[string]*Category
+	districts   map[string]*District
+	districtOf  map[string]string // street → district
+	platforms   map[string]*Organisation
+	calendar    *Calendar
 }
 
 // DirectoryError says where a directory is wrong: Path is a JSON path such as
@@ -105,8 +153,15 @@ type DirectoryError struct {
 func (e *DirectoryError) Error() string { return e.Path + ": " + e.Problem }
 
 // Validate checks the directory and builds its look-up index. It returns the
-// first problem found as a *DirectoryError.
-func (d *Directory) Validate() error {
+// first problem found as a *DirectoryError. The calendar's time zone must be
+// DefaultTimeZone: any other needs its location loaded, with ValidateIn.
+func (d *Directory) Validate() error { return d.ValidateIn(nil) }
+
+// ValidateIn is Validate with the calendar's time zone loaded by the caller
+// (time.LoadLocation reads tzdata, which the domain does not); loc must be
+// named as $.calendar.time_zone, and may be nil for DefaultTimeZone. SLA keys
+// left out are filled in from DefaultSLA.
+func (d *Directory) ValidateIn(loc *time.Location) error {
 	bad := func(path, format string, args ...any) error {
 		return &DirectoryError{Path: path, Problem: fmt.Sprintf(format, args...)}
 	}
@@ -116,6 +171,9 @@ func (d *Directory) Validate() error {
 		departments: map[string]*Organisation{},
 		units:       map[string]*Organisation{},
 		categories:  map[string]*Category{},
+		districts:   map[string]*District{},
+		districtOf:  map[string]string{},
+		platforms:   map[string]*Organisation{},
 	}
 	if d.Version == "" {
 		return bad("$.version", "is required")
@@ -216,19 +274,79 @@ func (d *Directory) Validate() error {
 			}
 		}
 	}
+	for i := range d.Districts {
+		di := &d.Districts[i]
+		p := fmt.Sprintf("$.districts[%d]", i)
+		if err := checkID(di.ID); err != nil {
+			return bad(p+".id", "%v", err)
+		}
+		if _, dup := ix.districts[di.ID]; dup {
+			return bad(p+".id", "district %q appears twice", di.ID)
+		}
+		ix.districts[di.ID] = di
+		if len(di.Streets) == 0 {
+			return bad(p+".streets", "district %q needs at least one street", di.ID)
+		}
+		for k, s := range di.Streets {
+			sp := fmt.Sprintf("%s.streets[%d]", p, k)
+			if ix.streets[s] == nil {
+				return bad(sp, "unknown street %q (not in $.streets)", s)
+			}
+			if other, taken := ix.districtOf[s]; taken {
+				return bad(sp, "street %q is already under district %q", s, other)
+			}
+			ix.districtOf[s] = di.ID
+		}
+	}
+	for i := range d.Platforms {
+		o := &d.Platforms[i]
+		p := fmt.Sprintf("$.platforms[%d]", i)
+		if err := checkID(o.ID); err != nil {
+			return bad(p+".id", "%v", err)
+		}
+		if _, dup := ix.platforms[o.ID]; dup {
+			return bad(p+".id", "platform %q appears twice", o.ID)
+		}
+		ix.platforms[o.ID] = o
+	}
+	var spec CalendarSpec
+	if d.Calendar != nil {
+		spec = *d.Calendar
+	}
+	cal, err := NewCalendar(spec, loc)
+	if err != nil {
+		return err
+	}
+	ix.calendar = cal
+	defaults := DefaultSLA()
 	for _, u := range Urgencies() {
 		sla, ok := d.SLA[string(u)]
 		p := "$.sla." + string(u)
 		if !ok {
 			return bad(p, "is required")
 		}
-		if sla.ReportWithin <= 0 {
-			return bad(p+".report_within", "must be positive, got %s", time.Duration(sla.ReportWithin))
+		if sla.ReportWithin.IsZero() {
+			return bad(p+".report_within", "is required: a positive duration such as \"30m\", \"1wh\" or \"1wd\"")
 		}
-		if sla.ResolveWithin < sla.ReportWithin {
-			return bad(p+".resolve_within", "must not be shorter than report_within (%s), got %s",
-				time.Duration(sla.ReportWithin), time.Duration(sla.ResolveWithin))
+		if sla.ResolveWithin.IsZero() {
+			return bad(p+".resolve_within", "is required: a positive duration such as \"72h\", \"8wh\" or \"3wd\"")
 		}
+		if !cal.notShorter(sla.ReportWithin, sla.ResolveWithin) {
+			return bad(p+".resolve_within", "must not be shorter than report_within (%s), got %s", sla.ReportWithin, sla.ResolveWithin)
+		}
+		for _, f := range []struct {
+			value *SLADuration
+			def   SLADuration
+		}{
+			{&sla.AcceptWithin, defaults.AcceptWithin}, {&sla.RuleWithin, defaults.RuleWithin},
+			{&sla.ArriveWithin, defaults.ArriveWithin}, {&sla.StallAfter, defaults.StallAfter},
+			{&sla.SecondRoundWithin, defaults.SecondRoundWithin},
+		} {
+			if f.value.IsZero() {
+				*f.value = f.def
+			}
+		}
+		d.SLA[string(u)] = sla
 	}
 	for k := range d.SLA {
 		if _, err := ParseUrgency(k); err != nil {
@@ -322,6 +440,29 @@ func (d *Directory) IsUnit(id string) bool { return d.ix().units[id] != nil }
 
 // IsAssignee tells whether id is a department or a unit.
 func (d *Directory) IsAssignee(id string) bool { return d.ix().isAssignee(id) }
+
+// District returns the district with that id.
+func (d *Directory) District(id string) (*District, bool) {
+	di, ok := d.ix().districts[id]
+	return di, ok
+}
+
+// DistrictOf returns the id of the district over a street, if it has one.
+func (d *Directory) DistrictOf(street string) (string, bool) {
+	di, ok := d.ix().districtOf[street]
+	return di, ok
+}
+
+// IsPlatform tells whether id is an upstream platform.
+func (d *Directory) IsPlatform(id string) bool { return d.ix().platforms[id] != nil }
+
+// WorkCalendar returns the calendar deadlines are counted in.
+func (d *Directory) WorkCalendar() *Calendar { return d.ix().calendar }
+
+// Deadline is when d has passed from start, in the directory's calendar.
+func (d *Directory) Deadline(start time.Time, sla SLADuration) time.Time {
+	return d.ix().calendar.Deadline(start, sla)
+}
 
 // SLAFor returns the deadlines of an urgency.
 func (d *Directory) SLAFor(u Urgency) SLA { return d.SLA[string(u)] }

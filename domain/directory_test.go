@@ -35,10 +35,10 @@ func TestDesignSampleDirectoryValidates(t *testing.T) {
 	if err := d.Validate(); err != nil {
 		t.Fatalf("sample does not validate: %v", err)
 	}
-	if got := time.Duration(d.SLAFor(UrgencyRoutine).ReportWithin); got != 30*time.Minute {
+	if got := d.SLAFor(UrgencyRoutine).ReportWithin; got != clock(30*time.Minute) {
 		t.Errorf("routine report_within = %s, want 30m", got)
 	}
-	if got := time.Duration(d.SLAFor(UrgencyEmergency).ResolveWithin); got != 2*time.Hour {
+	if got := d.SLAFor(UrgencyEmergency).ResolveWithin; got != clock(2*time.Hour) {
 		t.Errorf("emergency resolve_within = %s, want 2h", got)
 	}
 	if got := time.Duration(d.Escalation[1].After); got != 30*time.Minute || d.Escalation[1].Level != "city" {
@@ -106,9 +106,9 @@ func TestDirectoryValidateFindsProblems(t *testing.T) {
 		{"assist is the lead", func(d *Directory) { d.Categories[0].Assist[0] = "ecology-bureau" }, "$.categories[0].assist[0]", "already the lead"},
 		{"urgency missing", func(d *Directory) { delete(d.SLA, "emergency") }, "$.sla.emergency", "required"},
 		{"unknown urgency", func(d *Directory) { d.SLA["whenever"] = d.SLA["routine"] }, "$.sla.whenever", "unknown urgency"},
-		{"no report time", func(d *Directory) { d.SLA["urgent"] = SLA{ResolveWithin: Duration(time.Hour)} }, "$.sla.urgent.report_within", "positive"},
+		{"no report time", func(d *Directory) { d.SLA["urgent"] = SLA{ResolveWithin: clock(time.Hour)} }, "$.sla.urgent.report_within", "positive"},
 		{"resolve before report", func(d *Directory) {
-			d.SLA["routine"] = SLA{ReportWithin: Duration(time.Hour), ResolveWithin: Duration(time.Minute)}
+			d.SLA["routine"] = SLA{ReportWithin: clock(time.Hour), ResolveWithin: clock(time.Minute)}
 		}, "$.sla.routine.resolve_within", "not be shorter"},
 		{"ladder not increasing", func(d *Directory) { d.Escalation[1].After = 0 }, "$.escalation[1].after", "later than the previous"},
 		{"ladder level twice", func(d *Directory) { d.Escalation[1].Level = "district" }, "$.escalation[1].level", "appears twice"},
@@ -116,6 +116,27 @@ func TestDirectoryValidateFindsProblems(t *testing.T) {
 		{"weight missing", func(d *Directory) { delete(d.SatisfactionWeights, "unsatisfied") }, "$.satisfaction_weights.unsatisfied", "required"},
 		{"weight above 1", func(d *Directory) { d.SatisfactionWeights["satisfied"] = 1.5 }, "$.satisfaction_weights.satisfied", "between 0 and 1"},
 		{"unknown rating", func(d *Directory) { d.SatisfactionWeights["thrilled"] = 1 }, "$.satisfaction_weights.thrilled", "unknown rating"},
+		{"district over an unknown street", func(d *Directory) { d.Districts[0].Streets = []string{"longqiao", "nowhere"} },
+			"$.districts[0].streets[1]", `unknown street "nowhere"`},
+		{"street under two districts", func(d *Directory) {
+			d.Districts = append(d.Districts, District{ID: "licheng", Name: "荔城区", Streets: []string{"xindu", "longqiao"}})
+		}, "$.districts[1].streets[1]", `already under district "chengxiang"`},
+		{"district twice", func(d *Directory) {
+			d.Districts = append(d.Districts, District{ID: "chengxiang", Streets: []string{"xindu"}})
+		}, "$.districts[1].id", "appears twice"},
+		{"district without streets", func(d *Directory) { d.Districts[0].Streets = nil }, "$.districts[0].streets", "at least one street"},
+		{"bad platform id", func(d *Directory) { d.Platforms[0].ID = "Hotline 12345" }, "$.platforms[0].id", "may hold only"},
+		{"platform twice", func(d *Directory) { d.Platforms = append(d.Platforms, d.Platforms[0]) }, "$.platforms[1].id", "appears twice"},
+		{"bad calendar", func(d *Directory) { d.Calendar = &CalendarSpec{WorkDays: []string{"monday"}} }, "$.calendar.work_days[0]", `unknown day "monday"`},
+		{"calendar zone not loaded", func(d *Directory) { d.Calendar = &CalendarSpec{TimeZone: "Asia/Urumqi"} }, "$.calendar.time_zone", "not loaded"},
+		{"no resolve time", func(d *Directory) { d.SLA["urgent"] = SLA{ReportWithin: clock(time.Hour)} }, "$.sla.urgent.resolve_within", "required"},
+		// 8 working hours from Monday 17:29 end on Wednesday; 1wd ends on Tuesday.
+		{"working days shorter than working hours", func(d *Directory) {
+			d.SLA["routine"] = SLA{ReportWithin: sla("8wh"), ResolveWithin: sla("1wd")}
+		}, "$.sla.routine.resolve_within", "not be shorter than report_within (8wh), got 1wd"},
+		{"working hours shorter than clock time", func(d *Directory) {
+			d.SLA["routine"] = SLA{ReportWithin: clock(2 * time.Hour), ResolveWithin: sla("1wh")}
+		}, "$.sla.routine.resolve_within", "not be shorter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,4 +164,47 @@ func TestDirectoryUsedBeforeValidatePanics(t *testing.T) {
 		}
 	}()
 	newTestDirectory().IsAssignee("ecology-bureau")
+}
+
+func TestDirectorySLADefaultsAndWorkingTime(t *testing.T) {
+	d := newTestDirectory()
+	d.SLA["urgent"] = SLA{ReportWithin: sla("1wh"), ResolveWithin: sla("3wd"), AcceptWithin: sla("30m"), StallAfter: sla("1wd")}
+	if err := d.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	routine, urgent := d.SLAFor(UrgencyRoutine), d.SLAFor(UrgencyUrgent)
+	for _, tt := range []struct {
+		name      string
+		got, want SLADuration
+	}{
+		{"routine accept_within (default)", routine.AcceptWithin, sla("1wh")},
+		{"routine rule_within (default)", routine.RuleWithin, sla("1wd")},
+		{"routine arrive_within (default)", routine.ArriveWithin, sla("30m")},
+		{"routine stall_after (default)", routine.StallAfter, sla("2wd")},
+		{"routine second_round_within (default)", routine.SecondRoundWithin, sla("3wd")},
+		{"urgent accept_within (given)", urgent.AcceptWithin, sla("30m")},
+		{"urgent stall_after (given)", urgent.StallAfter, sla("1wd")},
+		{"urgent rule_within (default)", urgent.RuleWithin, sla("1wd")},
+		{"urgent report_within", urgent.ReportWithin, sla("1wh")},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %s, want %s", tt.name, tt.got, tt.want)
+		}
+	}
+	if di, ok := d.DistrictOf("longqiao"); !ok || di != "chengxiang" {
+		t.Errorf("DistrictOf(longqiao) = %q, %v", di, ok)
+	}
+	if _, ok := d.DistrictOf("xindu"); ok {
+		t.Error("xindu has a district")
+	}
+	if _, ok := d.District("chengxiang"); !ok || !d.IsPlatform("hotline-12345") || d.IsPlatform("longqiao") {
+		t.Error("district or platform look-ups are wrong")
+	}
+	if d.WorkCalendar().Location().String() != DefaultTimeZone {
+		t.Errorf("calendar zone %s, want the default", d.WorkCalendar().Location())
+	}
+	// The directory's deadlines are its calendar's: Friday 17:00 + 1wh is Monday 09:00.
+	if got, want := d.Deadline(cst("2026-12-04 17:00"), urgent.ReportWithin), cst("2026-12-07 09:00"); !got.Equal(want) {
+		t.Errorf("Deadline = %s, want %s", got, want)
+	}
 }

@@ -19,6 +19,8 @@ var (
 	street      = Actor{Role: ActorStreet, ID: "longqiao"}
 	otherStreet = Actor{Role: ActorStreet, ID: "xindu"}
 	auditor     = Actor{Role: ActorAuditor, ID: "audit-office"}
+	district    = Actor{Role: ActorDistrict, ID: "chengxiang"}
+	platform    = Actor{Role: ActorPlatform, ID: "hotline-12345"}
 	system      = Actor{Role: ActorSystem, ID: "sla-watcher"}
 	ecology     = Actor{Role: ActorDepartment, ID: "ecology-bureau"}
 	water       = Actor{Role: ActorDepartment, ID: "water-bureau"}
@@ -73,16 +75,27 @@ func newTestDirectory() *Directory {
 				Assist: []string{"police-station", "putian-university"}},
 		},
 		SLA: map[string]SLA{
-			"routine":   {ReportWithin: Duration(30 * time.Minute), ResolveWithin: Duration(72 * time.Hour)},
-			"urgent":    {ReportWithin: Duration(15 * time.Minute), ResolveWithin: Duration(24 * time.Hour)},
-			"emergency": {ReportWithin: Duration(5 * time.Minute), ResolveWithin: Duration(2 * time.Hour)},
+			"routine":   {ReportWithin: clock(30 * time.Minute), ResolveWithin: clock(72 * time.Hour)},
+			"urgent":    {ReportWithin: clock(15 * time.Minute), ResolveWithin: clock(24 * time.Hour)},
+			"emergency": {ReportWithin: clock(5 * time.Minute), ResolveWithin: clock(2 * time.Hour)},
 		},
 		Escalation: []EscalationStep{
 			{Level: "district", After: 0},
 			{Level: "city", After: Duration(30 * time.Minute)},
 		},
 		SatisfactionWeights: map[string]float64{"satisfied": 1, "basically_satisfied": 0.9, "unsatisfied": 0},
+		Districts:           []District{{ID: "chengxiang", Name: "城厢区", Streets: []string{"longqiao"}}},
+		Platforms:           []Organisation{{ID: "hotline-12345", Name: "12345热线"}},
 	}
+}
+
+// clock is ClockTime for durations a test knows to be positive.
+func clock(d time.Duration) SLADuration {
+	c, err := ClockTime(d)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 // testDirectory returns the test directory, validated.

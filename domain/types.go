@@ -146,8 +146,9 @@ const (
 	DeadlineResolve Deadline = "resolve"
 )
 
-// ActorRole is who acts: a street, a department, a unit, an auditor, or the
-// system itself (the SLA watcher).
+// ActorRole is who acts: a street, a department, a unit, an auditor, a
+// platform that sends tickets, a district over streets, or the system itself
+// (the SLA watcher).
 type ActorRole string
 
 // The roles of actors.
@@ -156,16 +157,22 @@ const (
 	ActorDepartment ActorRole = "department"
 	ActorUnit       ActorRole = "unit"
 	ActorAuditor    ActorRole = "auditor"
-	ActorSystem     ActorRole = "system"
+	// ActorPlatform is an upstream system (the 12345 hotline...): it sends
+	// tickets and receives replies.
+	ActorPlatform ActorRole = "platform"
+	// ActorDistrict is the district office above streets. It is neither a
+	// street nor an assignee, so it can act as neither.
+	ActorDistrict ActorRole = "district"
+	ActorSystem   ActorRole = "system"
 )
 
 // ParsePrincipalRole accepts the roles a principal may hold (not system).
 func ParsePrincipalRole(s string) (ActorRole, error) {
 	switch r := ActorRole(s); r {
-	case ActorStreet, ActorDepartment, ActorUnit, ActorAuditor:
+	case ActorStreet, ActorDepartment, ActorUnit, ActorAuditor, ActorPlatform, ActorDistrict:
 		return r, nil
 	}
-	return "", fmt.Errorf("unknown role %q (want street, department, unit or auditor)", s)
+	return "", fmt.Errorf("unknown role %q (want street, department, unit, auditor, platform or district)", s)
 }
 
 // Actor is who issued a command.

@@ -46,9 +46,9 @@ func testDirectory(t testing.TB) *domain.Directory {
 			{ID: "after-school-care", Name: "四点半课堂", Kind: domain.KindNeed},
 		},
 		SLA: map[string]domain.SLA{
-			"routine":   {ReportWithin: domain.Duration(30 * time.Minute), ResolveWithin: domain.Duration(72 * time.Hour)},
-			"urgent":    {ReportWithin: domain.Duration(15 * time.Minute), ResolveWithin: domain.Duration(24 * time.Hour)},
-			"emergency": {ReportWithin: domain.Duration(5 * time.Minute), ResolveWithin: domain.Duration(2 * time.Hour)},
+			"routine":   {ReportWithin: clockSLA(30 * time.Minute), ResolveWithin: clockSLA(72 * time.Hour)},
+			"urgent":    {ReportWithin: clockSLA(15 * time.Minute), ResolveWithin: clockSLA(24 * time.Hour)},
+			"emergency": {ReportWithin: clockSLA(5 * time.Minute), ResolveWithin: clockSLA(2 * time.Hour)},
 		},
 		Escalation: []domain.EscalationStep{
 			{Level: "district", After: 0}, {Level: "city", After: domain.Duration(30 * time.Minute)},
@@ -337,4 +337,13 @@ func TestSimulationCoversEveryEventType(t *testing.T) {
 		t.Errorf("cases were raised on %d days, want several", len(days))
 	}
 	t.Logf("%d events, %d cases over %d days: %v", n, len(w.ids), len(days), got)
+}
+
+// clockSLA is domain.ClockTime for durations a test knows to be positive.
+func clockSLA(d time.Duration) domain.SLADuration {
+	c, err := domain.ClockTime(d)
+	if err != nil {
+		panic(err)
+	}
+	return c
 }

@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
+	// The calendar's zone is loaded from the tzdata built into the binary
+	// when the machine has no zoneinfo (slim containers often have none).
+	_ "time/tzdata"
 
 	"github.com/whistle-gov/whistle/domain"
 )
@@ -47,7 +51,15 @@ func ParseDirectory(file string, data []byte) (*domain.Directory, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := dir.Validate(); err != nil {
+	zone := domain.DefaultTimeZone
+	if dir.Calendar != nil && dir.Calendar.TimeZone != "" {
+		zone = dir.Calendar.TimeZone
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, doc.errorf("$.calendar.time_zone", err, "unknown time zone %q (want an IANA name such as %q)", zone, domain.DefaultTimeZone)
+	}
+	if err := dir.ValidateIn(loc); err != nil {
 		var de *domain.DirectoryError
 		if errors.As(err, &de) {
 			return nil, doc.errorf(de.Path, err, "%s", de.Problem)

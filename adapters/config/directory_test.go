@@ -143,7 +143,9 @@ func TestSampleDirectory(t *testing.T) {
 	}
 	for u, w := range wantSLA {
 		sla := dir.SLAFor(u)
-		if got := [2]time.Duration{time.Duration(sla.ReportWithin), time.Duration(sla.ResolveWithin)}; got != w {
+		report, reportIsClock := sla.ReportWithin.Clock()
+		resolve, resolveIsClock := sla.ResolveWithin.Clock()
+		if got := [2]time.Duration{report, resolve}; !reportIsClock || !resolveIsClock || got != w {
 			t.Errorf("SLA %s: %v, want %v", u, got, w)
 		}
 	}
@@ -181,6 +183,53 @@ func TestSampleDirectoryCopies(t *testing.T) {
 	j[0] = 'x'
 	if bytes.Equal(j, SampleDirectoryJSON()) {
 		t.Error("SampleDirectoryJSON returned shared bytes")
+	}
+}
+
+// The sample ships the calendar as data (China's 2026 public holidays and
+// make-up days, State Council notice of 2025-11-04), its districts and the
+// 12345 hotline, and keeps clock-time report and resolve deadlines.
+func TestSampleDirectoryCalendarDistrictsPlatforms(t *testing.T) {
+	dir, err := SampleDirectory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal := dir.WorkCalendar()
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cal.Location().String() != "Asia/Shanghai" {
+		t.Errorf("calendar zone %s", cal.Location())
+	}
+	day := func(s string) time.Time {
+		d, err := time.ParseInLocation(time.DateOnly, s, shanghai)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Add(10 * time.Hour)
+	}
+	for _, off := range []string{"2026-01-01", "2026-01-02", "2026-02-16", "2026-02-23", "2026-04-06", "2026-05-05",
+		"2026-06-19", "2026-09-25", "2026-10-01", "2026-10-07"} {
+		if cal.IsWorkingDay(day(off)) {
+			t.Errorf("%s is a working day in the sample", off)
+		}
+	}
+	for _, on := range []string{"2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10", "2026-10-08", "2026-12-02"} {
+		if !cal.IsWorkingDay(day(on)) {
+			t.Errorf("%s is not a working day in the sample", on)
+		}
+	}
+	for street, district := range map[string]string{"longqiao": "chengxiang", "zhenhai": "licheng"} {
+		if got, ok := dir.DistrictOf(street); !ok || got != district {
+			t.Errorf("DistrictOf(%s) = %q, %v; want %s", street, got, ok, district)
+		}
+	}
+	if !dir.IsPlatform("hotline-12345") {
+		t.Error("the sample has no hotline-12345 platform")
+	}
+	if got := dir.SLAFor(domain.UrgencyRoutine).AcceptWithin.String(); got != "1wh" {
+		t.Errorf("routine accept_within = %s, want the default 1wh", got)
 	}
 }
 
@@ -312,6 +361,20 @@ func TestLoadDirectoryErrors(t *testing.T) {
 		{name: "unknown kind", old: `"kind": "dispute"`, new: `"kind": "quarrel"`,
 			path: "$.categories[1].kind", line: 16, problem: `unknown kind "quarrel"`},
 		{name: "top level not an object", raw: `["version"]`, path: "$", line: 1, col: 1, problem: "want an object, got an array"},
+		{name: "bad working days", old: `"report_within": "30m"`, new: `"report_within": "1.5wd"`,
+			path: "$.sla.routine.report_within", line: 20, col: 34, problem: `invalid duration "1.5wd": want a whole number`},
+		{name: "bad new SLA key", old: `"report_within": "15m",`, new: `"report_within": "15m", "stall_after": "0s",`,
+			path: "$.sla.urgent.stall_after", line: 21, col: 55, problem: "must be positive"},
+		{name: "unknown SLA key", old: `"report_within": "15m",`, new: `"report_within": "15m", "accept_in": "1wh",`,
+			path: "$.sla.urgent.accept_in", line: 21, col: 40, problem: `unknown field "accept_in"`},
+		{name: "unknown time zone", old: `"satisfaction_weights"`, new: `"calendar": {"time_zone": "Asia/Putian"},
+  "satisfaction_weights"`, path: "$.calendar.time_zone", line: 24, col: 29, problem: `unknown time zone "Asia/Putian"`},
+		{name: "bad holiday", old: `"satisfaction_weights"`, new: `"calendar": {"holidays": ["2026-10-01", "2026-13-01"]},
+  "satisfaction_weights"`, path: "$.calendar.holidays[1]", line: 24, col: 43, problem: `invalid date "2026-13-01"`},
+		{name: "district over an unknown street", old: `"satisfaction_weights"`, new: `"districts": [{"id": "chengxiang", "name": "城厢区", "streets": ["longqiao", "zhenhai"]}],
+  "satisfaction_weights"`, path: "$.districts[0].streets[1]", line: 24, col: 77, problem: `unknown street "zhenhai"`},
+		{name: "platform without an id", old: `"satisfaction_weights"`, new: `"platforms": [{"name": "12345"}],
+  "satisfaction_weights"`, path: "$.platforms[0].id", line: 0, problem: "an id is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

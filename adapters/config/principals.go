@@ -160,6 +160,14 @@ func checkPrincipalID(role domain.ActorRole, id string, dir *domain.Directory) e
 		if !dir.IsUnit(id) {
 			return fmt.Errorf("unknown unit %q (not in the directory's units)", id)
 		}
+	case domain.ActorDistrict:
+		if _, ok := dir.District(id); !ok {
+			return fmt.Errorf("unknown district %q (not in the directory's districts)", id)
+		}
+	case domain.ActorPlatform:
+		if !dir.IsPlatform(id) {
+			return fmt.Errorf("unknown platform %q (not in the directory's platforms)", id)
+		}
 	default:
 		if len(id) > 64 {
 			return fmt.Errorf("id %q is longer than 64 bytes", id)
@@ -191,7 +199,8 @@ func parseSHA256(s string) ([sha256.Size]byte, error) {
 }
 
 // GeneratePrincipals creates a principals file with one principal for every
-// street, department and unit of the directory and one auditor ("auditor"),
+// street, department, unit, district and platform of the directory and one
+// auditor ("auditor"),
 // each with a fresh token read from random (crypto/rand when nil). It stores
 // only the tokens' hashes and returns the tokens, once.
 //
@@ -225,6 +234,12 @@ func GeneratePrincipals(path string, dir *domain.Directory, random io.Reader) ([
 	}
 	for _, o := range dir.Units {
 		actors = append(actors, domain.Actor{Role: domain.ActorUnit, ID: o.ID})
+	}
+	for _, d := range dir.Districts {
+		actors = append(actors, domain.Actor{Role: domain.ActorDistrict, ID: d.ID})
+	}
+	for _, o := range dir.Platforms {
+		actors = append(actors, domain.Actor{Role: domain.ActorPlatform, ID: o.ID})
 	}
 	actors = append(actors, domain.Actor{Role: domain.ActorAuditor, ID: "auditor"})
 

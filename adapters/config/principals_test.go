@@ -51,7 +51,7 @@ func TestGeneratePrincipals(t *testing.T) {
 		t.Errorf("folder holds %d entries, want only the principals file (no temporary left)", len(entries))
 	}
 
-	want := len(dir.Streets) + len(dir.Departments) + len(dir.Units) + 1
+	want := len(dir.Streets) + len(dir.Departments) + len(dir.Units) + len(dir.Districts) + len(dir.Platforms) + 1
 	if len(issued) != want {
 		t.Fatalf("%d tokens issued, want %d", len(issued), want)
 	}
@@ -66,6 +66,7 @@ func TestGeneratePrincipals(t *testing.T) {
 		{Role: domain.ActorStreet, ID: "longqiao"}, {Role: domain.ActorStreet, ID: "zhaozhen"},
 		{Role: domain.ActorDepartment, ID: "water-bureau"}, {Role: domain.ActorUnit, ID: "jinggui-company"},
 		{Role: domain.ActorAuditor, ID: "auditor"},
+		{Role: domain.ActorDistrict, ID: "chengxiang"}, {Role: domain.ActorPlatform, ID: "hotline-12345"},
 	} {
 		if !seen[a] {
 			t.Errorf("no token issued to %s", a)
@@ -317,6 +318,10 @@ func TestLoadPrincipals(t *testing.T) {
 			path: "$.principals[1].id", line: 3, problem: `unknown department "putian-university"`},
 		{name: "unknown role", old: `"role": "auditor"`, new: `"role": "admin"`,
 			path: "$.principals[3].role", line: 5, problem: `unknown role "admin"`},
+		{name: "unknown district", old: `"role": "street", "id": "longqiao"`, new: `"role": "district", "id": "longqiao"`,
+			path: "$.principals[0].id", line: 2, problem: `unknown district "longqiao"`},
+		{name: "unknown platform", old: `"role": "department", "id": "water-bureau"`, new: `"role": "platform", "id": "water-bureau"`,
+			path: "$.principals[1].id", line: 3, problem: `unknown platform "water-bureau"`},
 		{name: "system is not a principal", old: `"role": "auditor"`, new: `"role": "system"`,
 			path: "$.principals[3].role", line: 5, problem: `unknown role "system"`},
 		{name: "empty id", old: `"id": "audit.office-2"`, new: `"id": ""`,
