@@ -67,7 +67,12 @@ type Case struct {
 	Commands map[string]uint64 `json:"-"`
 	// RequestSHA256 fingerprints the raising request (see WhistleRaised).
 	RequestSHA256 string `json:"-"`
-	escalated     map[escalationKey]bool
+	// Requester is the sealed requester, if any; RequesterForgotten: its key
+	// was destroyed. Answers show a RequesterView instead (masked, revealed
+	// or forgotten), built by whoever holds the keys.
+	Requester          *SealedRequester `json:"-"`
+	RequesterForgotten bool             `json:"-"`
+	escalated          map[escalationKey]bool
 }
 
 type escalationKey struct {
@@ -148,6 +153,7 @@ func (c *Case) Evolve(e Event, at time.Time) {
 		c.Street, c.Community, c.Category = e.Street, e.Community, e.Category
 		c.Kind, c.Urgency, c.Title = e.Kind, e.Urgency, e.Title
 		c.RequestSHA256 = e.RequestSHA256
+		c.Requester = e.Requester
 		c.RaisedAt = &at
 	case AssignmentMade:
 		a := &Assignment{Assignee: e.Assignee, Role: e.Role, Status: Assigned}
@@ -237,6 +243,9 @@ func (c *Case) Evolve(e Event, at time.Time) {
 	case SatisfactionRated:
 		r := e.Rating
 		c.Rating = &r
+	case RequesterRevealed:
+	case RequesterForgotten:
+		c.RequesterForgotten = true
 	}
 	c.Status = c.deriveStatus()
 }

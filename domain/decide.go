@@ -48,6 +48,8 @@ type Raise struct {
 	Street, Community, Category, Urgency, Title, Description string
 	Location                                                 *Location
 	RequestSHA256                                            string
+	// Requester is sealed by the caller before Decide (see SealedRequester).
+	Requester *SealedRequester
 }
 
 // Report: an assignee reports in.
@@ -99,6 +101,13 @@ func (CheckDeadlines) CommandName() string { return "check_deadlines" }
 // It returns a *Refusal wrapping ErrNotYours (ErrNoCase when a command other
 // than Raise names a case not raised), or nil.
 func Authorize(c *Case, actor Actor, cmd Command) error {
+	switch cmd.(type) {
+	case RevealRequester, ForgetRequester:
+		if !c.Exists() {
+			return refuse(ErrNoCase, "", "no such case")
+		}
+		return authorizeRequester(c, actor, cmd)
+	}
 	if actor.Role == ActorAuditor {
 		return refuse(ErrNotYours, "", "auditors only read")
 	}
@@ -162,6 +171,10 @@ func Decide(c *Case, cmd Command, dir *Directory, now time.Time) ([]Event, error
 			return nil, refuse(ErrNoCase, "", "no such case")
 		}
 		return nil, refuse(ErrNoCase, "", "no case %s", c.ID)
+	}
+	switch cmd.(type) {
+	case RevealRequester, ForgetRequester:
+		return decideRequester(c, cmd)
 	}
 	if c.Status == StatusClosed {
 		if rate, ok := cmd.(Rate); ok {
@@ -273,6 +286,9 @@ func decideRaise(cmd Raise, dir *Directory, now time.Time) ([]Event, error) {
 	if err := checkText("description", cmd.Description, MaxText); err != nil {
 		return nil, err
 	}
+	if err := checkSealedRequester(cmd.Requester); err != nil {
+		return nil, err
+	}
 	if loc := cmd.Location; loc != nil {
 		if err := checkText("location.address", loc.Address, MaxTitle); err != nil {
 			return nil, err
@@ -290,7 +306,7 @@ func decideRaise(cmd Raise, dir *Directory, now time.Time) ([]Event, error) {
 	events := []Event{WhistleRaised{
 		Street: cmd.Street, Community: cmd.Community, Category: category.ID, Kind: category.Kind,
 		Urgency: urgency, Title: cmd.Title, Description: cmd.Description, Location: cmd.Location,
-		DirectoryVersion: dir.Version, RequestSHA256: cmd.RequestSHA256,
+		DirectoryVersion: dir.Version, RequestSHA256: cmd.RequestSHA256, Requester: cmd.Requester,
 	}}
 	sla := dir.SLAFor(urgency)
 	reportBy, resolveBy := dir.Deadline(now, sla.ReportWithin), dir.Deadline(now, sla.ResolveWithin)

@@ -21,6 +21,8 @@ const (
 	TypeResolutionRejected = "ResolutionRejected"
 	TypeCaseClosed         = "CaseClosed"
 	TypeSatisfactionRated  = "SatisfactionRated"
+	TypeRequesterRevealed  = "RequesterRevealed"
+	TypeRequesterForgotten = "RequesterForgotten"
 )
 
 // Event is the data of one domain event.
@@ -42,6 +44,9 @@ type WhistleRaised struct {
 	// RequestSHA256 fingerprints the request that raised the case, so a repeated
 	// Idempotency-Key with another body is told apart from a retry.
 	RequestSHA256 string `json:"request_sha256,omitempty"`
+	// Requester is the resident who asked, sealed: only its ciphertext is in
+	// the log and the hash chain.
+	Requester *SealedRequester `json:"requester,omitempty"`
 }
 
 // AssignmentMade gives an assignee a part in the case (or offers a need to a
@@ -171,6 +176,10 @@ func DecodeEvent(eventType string, data []byte) (Event, error) {
 		e = &CaseClosed{}
 	case TypeSatisfactionRated:
 		e = &SatisfactionRated{}
+	case TypeRequesterRevealed:
+		e = &RequesterRevealed{}
+	case TypeRequesterForgotten:
+		e = &RequesterForgotten{}
 	default:
 		return nil, fmt.Errorf("domain: unknown event type %q", eventType)
 	}
@@ -211,6 +220,10 @@ func deref(e Event) Event {
 	case *CaseClosed:
 		return *v
 	case *SatisfactionRated:
+		return *v
+	case *RequesterRevealed:
+		return *v
+	case *RequesterForgotten:
 		return *v
 	}
 	return e

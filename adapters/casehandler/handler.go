@@ -72,6 +72,13 @@ type Request struct {
 	// New: the caller made CaseID up at random for this command, so the case
 	// cannot exist yet and need not be read first.
 	New bool
+	// BeforeAppend, when set, runs once the command is decided and before
+	// its events are appended, with the case as it was and the events; an
+	// error aborts the command (nothing is appended) and is returned. It
+	// runs again when a version conflict re-decides, so it must be
+	// idempotent. It does what must be done before the events are facts
+	// (forget destroys a key: the event never claims what did not happen).
+	BeforeAppend func(ctx context.Context, c *domain.Case, events []domain.Event) error
 }
 
 // Result is what a command did.
@@ -151,6 +158,11 @@ func (h *Handler) execute(ctx context.Context, req Request) (Result, error) {
 		}
 		if len(events) == 0 {
 			return Result{Case: c.Clone()}, nil
+		}
+		if req.BeforeAppend != nil {
+			if err := req.BeforeAppend(ctx, c, events); err != nil {
+				return Result{}, err
+			}
 		}
 		envs, err := domain.Seal(c, domain.CommandMeta{CommandID: req.CommandID, Actor: req.Actor, Now: now}, events)
 		if err != nil {

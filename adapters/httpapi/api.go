@@ -15,6 +15,7 @@ import (
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/adapters/pii"
 	"github.com/whistle-gov/whistle/domain"
 	"go.uber.org/zap"
 )
@@ -33,7 +34,10 @@ type Config struct {
 	Store     eventstore.Store
 	Directory *domain.Directory
 	Auth      Authenticator
-	Log       *zap.Logger
+	// Requesters keeps the cases' keys for their requesters' personal data;
+	// nil: a raise with a requester is refused (503).
+	Requesters *pii.Vault
+	Log        *zap.Logger
 	// Ready reports whether the store and the bus can serve; nil means ready.
 	Ready func(ctx context.Context) error
 	// Extra registers more routes (read models, queues, metrics, dashboard)

@@ -30,6 +30,9 @@ type RaiseRequest struct {
 	Title       string           `json:"title"`
 	Description string           `json:"description,omitempty"`
 	Location    *domain.Location `json:"location,omitempty"`
+	// Requester is personal data: sealed before the command is decided,
+	// never stored, logged or fingerprinted in clear.
+	Requester *RequesterRequest `json:"requester,omitempty"`
 }
 
 // CaseAnswer is a command's answer: the case as the command left it, and the
@@ -37,6 +40,9 @@ type RaiseRequest struct {
 type CaseAnswer struct {
 	*domain.Case
 	Position uint64 `json:"position,omitempty"`
+	// Requester is the case's requester as the reader may see it: masked,
+	// revealed, or forgotten; absent when the case has none.
+	Requester *domain.RequesterView `json:"requester,omitempty"`
 }
 
 func (a *API) raise(w http.ResponseWriter, r *http.Request) {
@@ -58,16 +64,11 @@ func (a *API) raise(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	canonical, _ := json.Marshal(body) // re-encoded so that spacing does not change the fingerprint
-	sum := sha256.Sum256(canonical)
-	req := casehandler.Request{
-		Actor: actor,
-		Command: domain.Raise{
-			Street: body.Street, Community: body.Community, Category: body.Category, Urgency: body.Urgency,
-			Title: body.Title, Description: body.Description, Location: body.Location,
-			RequestSHA256: hex.EncodeToString(sum[:]),
-		},
+	raise := domain.Raise{
+		Street: body.Street, Community: body.Community, Category: body.Category, Urgency: body.Urgency,
+		Title: body.Title, Description: body.Description, Location: body.Location,
 	}
+	req := casehandler.Request{Actor: actor}
 	if key != "" {
 		scope := actor.String() + "\x00raise\x00" + key
 		req.CaseID = uuid.NewSHA1(caseNamespace, []byte(scope)).String()
@@ -77,6 +78,20 @@ func (a *API) raise(w http.ResponseWriter, r *http.Request) {
 		req.CommandID = mustV7()
 		req.New = true
 	}
+	fingerprinted := body
+	fingerprinted.Requester = nil
+	canonical, _ := json.Marshal(fingerprinted) // re-encoded so that spacing does not change the fingerprint
+	if body.Requester != nil {
+		sealed, print, ok := a.sealRequester(w, r, req.CaseID, raise, body.Requester)
+		if !ok {
+			return
+		}
+		raise.Requester = sealed
+		canonical = append(canonical, "\x00requester "+print...)
+	}
+	sum := sha256.Sum256(canonical)
+	raise.RequestSHA256 = hex.EncodeToString(sum[:])
+	req.Command = raise
 	a.execute(w, r, req, http.StatusCreated)
 }
 
@@ -152,6 +167,14 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		cmd = domain.Rate{Rating: body.Rating}
+	case "forget":
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		if !decodeBody(w, r, &body, false) {
+			return
+		}
+		cmd = domain.ForgetRequester{Reason: body.Reason}
 	default:
 		writeError(w, http.StatusNotFound, "not_found", "no such command: "+action, "")
 		return
@@ -161,6 +184,9 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := casehandler.Request{CaseID: caseID, Actor: actor, Command: cmd, CommandID: mustV7()}
+	if _, forget := cmd.(domain.ForgetRequester); forget {
+		req.BeforeAppend = a.destroyForgottenKeys
+	}
 	if key != "" {
 		req.CommandID = uuid.NewSHA1(commandNamespace, []byte(actor.String()+"\x00"+caseID+"\x00"+action+"\x00"+key)).String()
 	}
@@ -179,7 +205,7 @@ func (a *API) execute(w http.ResponseWriter, r *http.Request, req casehandler.Re
 	}
 	log.Info("command done", zap.Int("events", len(res.Events)), zap.Bool("already_done", res.AlreadyDone),
 		zap.Uint64("position", uint64(res.Position)), zap.Duration("duration", time.Since(start)))
-	writeJSON(w, status, CaseAnswer{Case: res.Case, Position: uint64(res.Position)})
+	writeJSON(w, status, CaseAnswer{Case: res.Case, Position: uint64(res.Position), Requester: a.answerRequester(r.Context(), log, res.Case)})
 }
 
 // idempotencyKey reads the optional Idempotency-Key header.

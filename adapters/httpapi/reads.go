@@ -84,9 +84,25 @@ func mayRead(actor domain.Actor, c *domain.Case) bool {
 }
 
 func (a *API) getCase(w http.ResponseWriter, r *http.Request) {
-	if _, c, ok := a.readHistory(w, r); ok {
-		writeJSON(w, http.StatusOK, CaseAnswer{Case: c})
+	reveal := r.URL.Query().Get("reveal")
+	if reveal != "" && reveal != "requester" {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_value", "reveal takes requester", "reveal")
+		return
 	}
+	_, c, ok := a.readHistory(w, r)
+	if !ok {
+		return
+	}
+	if reveal != "" {
+		a.revealRequester(w, r, c)
+		return
+	}
+	view, err := a.requesterView(r.Context(), c)
+	if err != nil {
+		a.writeFailure(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, CaseAnswer{Case: c, Requester: view})
 }
 
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {

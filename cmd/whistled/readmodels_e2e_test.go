@@ -697,13 +697,7 @@ func rmCheckScopes(t *testing.T, d *rmDay) {
 // rmRunReplay builds the CLI and runs whistle replay as the auditor.
 func rmRunReplay(t *testing.T, s *whistledtest.Server) {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	bin := filepath.Join(t.TempDir(), "whistle")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join(filepath.Dir(file), "..", "whistle")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build whistle: %v\n%s", err, out)
-	}
+	bin := buildWhistleCLI(t)
 	for _, args := range [][]string{{"replay"}, {"stats", "--group-by", "street"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "WHISTLE_URL="+s.URL, "WHISTLE_TOKEN="+s.Token("auditor:auditor"))
@@ -723,4 +717,17 @@ func rmRunReplay(t *testing.T, s *whistledtest.Server) {
 			}
 		}
 	}
+}
+
+// buildWhistleCLI builds cmd/whistle into a temporary folder.
+func buildWhistleCLI(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	bin := filepath.Join(t.TempDir(), "whistle")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join(filepath.Dir(file), "..", "whistle")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build whistle: %v\n%s", err, out)
+	}
+	return bin
 }

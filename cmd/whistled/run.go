@@ -70,6 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer store.Close()
 
+	vault, err := openVault(ctx, opts, bus.nc)
+	if err != nil {
+		return err
+	}
 	handler := casehandler.New(store, dir, time.Now, log)
 	mtr := metrics.New(store.Head) // the metrics component wires its hooks (component_metrics.go)
 	deps := &deps{opts: opts, log: log, dir: dir, store: store, bus: bus, handler: handler, principals: principals, metrics: mtr}
@@ -81,11 +85,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	api := httpapi.New(httpapi.Config{
-		Handler:   handler,
-		Store:     store,
-		Directory: dir,
-		Auth:      principals,
-		Log:       log,
+		Handler:    handler,
+		Store:      store,
+		Directory:  dir,
+		Auth:       principals,
+		Requesters: vault,
+		Log:        log,
 		Ready: func(ctx context.Context) error {
 			if !bus.nc.IsConnected() {
 				return errors.New("not connected to NATS")

@@ -1,0 +1,21 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/whistle-gov/whistle/adapters/pii"
+)
+
+// openVault opens the key store of the requesters' personal data: a bucket
+// on the bus beside the log, whatever the event store (an EventStoreDB log
+// keeps its keys in NATS too, so destroying one never touches the log).
+func openVault(ctx context.Context, opts options, nc *nats.Conn) (*pii.Vault, error) {
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("key store: %w", err)
+	}
+	return pii.Open(ctx, js, pii.Config{Replicas: opts.replicas})
+}
