@@ -5,6 +5,10 @@
 #                    [--concurrency N] [--compare-group-commit] [--profile DIR]
 #   scripts/bench.sh --grow [10000,100000]     cost of open cases
 #   scripts/bench.sh --replay [1000000]        replay of a log of that many events
+#   scripts/bench.sh --restart [500000]        cold and warm restart over a log of that many events
+#
+# WHISTLED_BIN=path runs that whistled binary instead of building one (to
+# measure another commit's with this script).
 #
 # It builds whistled and the load generator (scripts/bench/loadgen), starts
 # whistled on its embedded defaults (fsync on every commit unless --fsync
@@ -31,6 +35,7 @@ concurrency=16
 extra=()
 grow=10000,100000
 events=1000000
+restart_events=500000
 
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -48,6 +53,10 @@ while [[ $# -gt 0 ]]; do
 	--replay)
 		mode=replay
 		if [[ $# -gt 1 && "$2" =~ ^[0-9]+$ ]]; then events="$2"; shift; fi
+		;;
+	--restart)
+		mode=restart
+		if [[ $# -gt 1 && "$2" =~ ^[0-9]+$ ]]; then restart_events="$2"; shift; fi
 		;;
 	-h | --help)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -78,7 +87,11 @@ cleanup() {
 trap cleanup EXIT
 
 echo "bench.sh: building whistled and the load generator" >&2
-go build -o "$work/whistled" ./cmd/whistled
+if [[ -n "${WHISTLED_BIN:-}" ]]; then
+	cp "$WHISTLED_BIN" "$work/whistled"
+else
+	go build -o "$work/whistled" ./cmd/whistled
+fi
 go build -o "$work/loadgen" ./scripts/bench/loadgen
 
 # PostgreSQL refuses to run as root: run it as the postgres user then.
@@ -127,6 +140,12 @@ start_postgres() {
 case "$mode" in
 grow)
 	"$work/loadgen" -mode grow -whistled "$work/whistled" -fsync "$fsync" -concurrency "$concurrency" -grow "$grow" ${extra[@]+"${extra[@]}"}
+	exit
+	;;
+restart)
+	# The last line is:
+	#   restart: events=N cold_ready_s=X warm_ready_s=Y
+	"$work/loadgen" -mode restart -whistled "$work/whistled" -fsync interval -concurrency "$concurrency" -events "$restart_events"
 	exit
 	;;
 replay)

@@ -15,13 +15,15 @@
 //   - replay: writes a log of -events events through the command handler
 //     into an embedded store, then replays it from disk through the
 //     projections.
+//   - restart: writes a log of -events events of mostly closed cases, folds
+//     it with whistled once, then times a cold restart (no read model
+//     snapshot) and a warm one to /readyz answering 200.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -56,8 +58,8 @@ type options struct {
 func main() {
 	var o options
 	var grow string
-	flag.StringVar(&o.mode, "mode", "bench", "bench, grow, replay, or freeport (print a free loopback TCP port)")
-	flag.StringVar(&o.whistled, "whistled", "", "path of the whistled binary (bench, grow)")
+	flag.StringVar(&o.mode, "mode", "bench", "bench, grow, replay, restart, or freeport (print a free loopback TCP port)")
+	flag.StringVar(&o.whistled, "whistled", "", "path of the whistled binary (bench, grow, restart)")
 	flag.StringVar(&o.fsync, "fsync", "always", "whistled's --fsync and the baselines': always or interval")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "street clients raising at once; also the raw baseline's and the peer's appenders")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before measuring")
@@ -68,7 +70,7 @@ func main() {
 	flag.StringVar(&o.peerDSN, "peer-dsn", "", "PostgreSQL connection string: also measure the peer")
 	flag.BoolVar(&o.compareGC, "compare-group-commit", false, "also run the saturation phase on a whistled with group commit the other way (off with fsync always, on with interval)")
 	flag.StringVar(&grow, "grow", "10000,100000", "grow: open-case counts at which to measure")
-	flag.IntVar(&o.events, "events", 1_000_000, "replay: events in the log")
+	flag.IntVar(&o.events, "events", 1_000_000, "replay, restart: events in the log")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary data folders")
 	flag.StringVar(&o.replayData, "replay-data", "", "replay: replay the log of this data folder (one kept with -keep) instead of writing one")
 	flag.DurationVar(&o.settle, "settle", 20*time.Second, "longest wait for the backlog to drain between phases, and for the deliveries of a phase's raises")
@@ -102,10 +104,12 @@ func main() {
 		err = growMode(ctx, o, log)
 	case "replay":
 		err = replayMode(ctx, o, log)
+	case "restart":
+		err = restartMode(ctx, o, log)
 	case "freeport":
 		err = freePort()
 	default:
-		err = fmt.Errorf("-mode %q: want bench, grow or replay", o.mode)
+		err = fmt.Errorf("-mode %q: want bench, grow, replay, restart or freeport", o.mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -116,12 +120,11 @@ func main() {
 // freePort prints a loopback TCP port that was free a moment ago, for
 // bench.sh's PostgreSQL.
 func freePort() error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freePortNumber()
 	if err != nil {
 		return err
 	}
-	defer l.Close()
-	fmt.Println(l.Addr().(*net.TCPAddr).Port)
+	fmt.Println(port)
 	return nil
 }
 

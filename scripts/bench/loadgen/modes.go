@@ -158,7 +158,7 @@ func replayMode(ctx context.Context, o options, log *zap.Logger) error {
 		return err
 	}
 	defer cleanup()
-	written, took, err := writeLog(ctx, dir, o, log)
+	written, took, err := writeLog(ctx, dir, o, logShape{}, log)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,19 @@ func replayMode(ctx context.Context, o options, log *zap.Logger) error {
 	return nil
 }
 
-func writeLog(ctx context.Context, data string, o options, log *zap.Logger) (int64, time.Duration, error) {
+// logShape is what writeLog writes besides whole case lives at the time of
+// writing.
+type logShape struct {
+	// openEvery: every openEvery-th case is raised and reported in, and
+	// stays open (0: none).
+	openEvery int
+	// span: the closed cases are spread over this much time before now, a
+	// case's commands a moment apart (0: every case lives now). The open
+	// ones live now, so that their deadlines are still ahead.
+	span time.Duration
+}
+
+func writeLog(ctx context.Context, data string, o options, shape logShape, log *zap.Logger) (int64, time.Duration, error) {
 	dir, err := config.SampleDirectory()
 	if err != nil {
 		return 0, 0, err
@@ -193,7 +205,6 @@ func writeLog(ctx context.Context, data string, o options, log *zap.Logger) (int
 		return 0, 0, err
 	}
 	defer store.Close()
-	h := casehandler.New(store, dir, time.Now, log.Named("handler"))
 
 	var places [][2]string
 	for _, s := range dir.Streets {
@@ -207,8 +218,11 @@ func writeLog(ctx context.Context, data string, o options, log *zap.Logger) (int
 			cats = append(cats, c)
 		}
 	}
-	var events atomic.Int64
+	var events, cases atomic.Int64
 	start := time.Now()
+	// About 9 events per case life: the closed cases' raises step through
+	// the span.
+	step := shape.span / time.Duration(max(1, o.events/9))
 	lastLog := atomic.Int64{}
 	var wg sync.WaitGroup
 	errc := make(chan error, o.concurrency)
@@ -217,8 +231,21 @@ func writeLog(ctx context.Context, data string, o options, log *zap.Logger) (int
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(i), 3))
+			// One handler per writer, whose clock is the case's: a case is
+			// written by one writer.
+			var at time.Time
+			h := casehandler.New(store, dir, func() time.Time {
+				at = at.Add(time.Millisecond)
+				return at
+			}, log.Named("handler"))
 			for ctx.Err() == nil && events.Load() < int64(o.events) {
-				n, err := caseLife(ctx, h, places[rng.IntN(len(places))], cats[rng.IntN(len(cats))])
+				k := cases.Add(1)
+				open := shape.openEvery > 0 && k%int64(shape.openEvery) == 0
+				at = time.Now()
+				if !open && shape.span > 0 {
+					at = start.Add(-shape.span + time.Duration(k)*step)
+				}
+				n, err := caseLife(ctx, h, places[rng.IntN(len(places))], cats[rng.IntN(len(cats))], open)
 				if err != nil {
 					errc <- err
 					return
@@ -238,9 +265,9 @@ func writeLog(ctx context.Context, data string, o options, log *zap.Logger) (int
 	return events.Load(), time.Since(start), ctx.Err()
 }
 
-// caseLife runs one case from raise to rating and returns the events it
-// appended.
-func caseLife(ctx context.Context, h *casehandler.Handler, place [2]string, cat domain.Category) (int, error) {
+// caseLife runs one case from raise to rating (or, open, to its report-ins)
+// and returns the events it appended.
+func caseLife(ctx context.Context, h *casehandler.Handler, place [2]string, cat domain.Category, open bool) (int, error) {
 	id := uuid.Must(uuid.NewV7()).String()
 	street := domain.Actor{Role: domain.ActorStreet, ID: place[0]}
 	n := 0
@@ -270,6 +297,9 @@ func caseLife(ctx context.Context, h *casehandler.Handler, place [2]string, cat 
 		if _, err := exec(domain.Actor{Role: domain.ActorDepartment, ID: a.assignee}, domain.Report{Assignee: a.assignee}, false); err != nil {
 			return n, err
 		}
+	}
+	if open {
+		return n, nil
 	}
 	for _, a := range assignments {
 		if a.role != domain.RoleLead {
