@@ -2,6 +2,7 @@ package domain
 
 import (
 	"maps"
+	"slices"
 	"time"
 )
 
@@ -20,8 +21,12 @@ type Assignment struct {
 	// DeclineSuggest: whom the decliner suggested instead, for the street
 	// routing by hand.
 	DeclineSuggest string `json:"decline_suggest,omitempty"`
-	missedReport   bool
-	missedSolve    bool
+	// MissedReport and MissedResolve: the assignment was marked overdue
+	// (AssignmentOverdue) for that deadline. Overdue follows from them and
+	// the status; Evolve keeps all three. They are exported for a read
+	// model that saves cases in its snapshot, never shown in the API.
+	MissedReport  bool `json:"-"`
+	MissedResolve bool `json:"-"`
 }
 
 // Active tells whether the assignment still counts: not declined or lapsed.
@@ -32,15 +37,15 @@ func (a *Assignment) Active() bool {
 // missed tells whether the assignment was marked overdue for a deadline.
 func (a *Assignment) missed(d Deadline) bool {
 	if d == DeadlineReport {
-		return a.missedReport
+		return a.MissedReport
 	}
-	return a.missedSolve
+	return a.MissedResolve
 }
 
 func (a *Assignment) refreshOverdue() {
 	a.Overdue = a.Active() &&
-		(a.missedReport && a.Status == Assigned ||
-			a.missedSolve && a.Status != Resolved)
+		(a.MissedReport && a.Status == Assigned ||
+			a.MissedResolve && a.Status != Resolved)
 }
 
 // Case is the state of one case, folded from its events by Evolve.
@@ -72,18 +77,23 @@ type Case struct {
 	// or forgotten), built by whoever holds the keys.
 	Requester          *SealedRequester `json:"-"`
 	RequesterForgotten bool             `json:"-"`
-	escalated          map[escalationKey]bool
+	// Escalations: the rungs the case went up (CaseEscalated) for missed
+	// deadlines of its assignees' current assignments. Exported for a read
+	// model that saves cases in its snapshot, never shown in the API.
+	Escalations map[Escalation]bool `json:"-"`
 }
 
-type escalationKey struct {
-	assignee string
-	deadline Deadline
-	level    string
+// Escalation is one rung of the ladder a case went up for a missed
+// deadline of an assignee.
+type Escalation struct {
+	Assignee string   `json:"assignee"`
+	Deadline Deadline `json:"deadline"`
+	Level    string   `json:"level"`
 }
 
 // NewCase returns the empty state of a case not yet raised.
 func NewCase(id string) *Case {
-	return &Case{ID: id, Commands: map[string]uint64{}, escalated: map[escalationKey]bool{}}
+	return &Case{ID: id, Commands: map[string]uint64{}, Escalations: map[Escalation]bool{}}
 }
 
 // Clone returns a copy that later Apply calls on c do not change, for a
@@ -100,7 +110,7 @@ func (c *Case) Clone() *Case {
 		cp.Assignments[i] = &ac
 	}
 	cp.Commands = maps.Clone(c.Commands)
-	cp.escalated = maps.Clone(c.escalated)
+	cp.Escalations = maps.Clone(c.Escalations)
 	return &cp
 }
 
@@ -124,7 +134,27 @@ func (c *Case) Involves(assignee string) bool { return c.Assignment(assignee) !=
 // the assignee's current assignment (an assignment routed to it again starts
 // with a clean record).
 func (c *Case) Escalated(assignee string, d Deadline, level string) bool {
-	return c.escalated[escalationKey{assignee, d, level}]
+	return c.Escalations[Escalation{assignee, d, level}]
+}
+
+// Assignees lists each assignee of the case once, in order of first
+// assignment; Assignment gives its latest assignment.
+func (c *Case) Assignees() []string {
+	ids := make([]string, 0, len(c.Assignments))
+	for i, a := range c.Assignments {
+		if !slices.ContainsFunc(c.Assignments[:i], func(b *Assignment) bool { return b.Assignee == a.Assignee }) {
+			ids = append(ids, a.Assignee)
+		}
+	}
+	return ids
+}
+
+// HasOpenWork tells whether the assignee's latest assignment still asks
+// something of it: the case is not closed and the assignment is assigned
+// or reported in (an offer not yet claimed included).
+func (c *Case) HasOpenWork(assignee string) bool {
+	a := c.Assignment(assignee)
+	return a != nil && c.Status != StatusClosed && (a.Status == Assigned || a.Status == Reported)
 }
 
 // Apply folds a sealed event into the state: Evolve plus the envelope's
@@ -145,8 +175,8 @@ func (c *Case) Apply(env Envelope, e Event) {
 // the event: events are facts, decided by Decide.
 func (c *Case) Evolve(e Event, at time.Time) {
 	at = at.UTC()
-	if c.escalated == nil {
-		c.escalated = map[escalationKey]bool{}
+	if c.Escalations == nil {
+		c.Escalations = map[Escalation]bool{}
 	}
 	switch e := e.(type) {
 	case WhistleRaised:
@@ -168,9 +198,9 @@ func (c *Case) Evolve(e Event, at time.Time) {
 		// A new assignment has its own deadlines: forget the escalations of
 		// the assignee's earlier one (declined, then routed to it again), or
 		// its new deadlines would never escalate.
-		for k := range c.escalated {
-			if k.assignee == e.Assignee {
-				delete(c.escalated, k)
+		for k := range c.Escalations {
+			if k.Assignee == e.Assignee {
+				delete(c.Escalations, k)
 			}
 		}
 		c.Assignments = append(c.Assignments, a)
@@ -183,15 +213,15 @@ func (c *Case) Evolve(e Event, at time.Time) {
 	case AssignmentOverdue:
 		if a := c.Assignment(e.Assignee); a != nil {
 			if e.Deadline == DeadlineReport {
-				a.missedReport = true
+				a.MissedReport = true
 			} else {
-				a.missedSolve = true
+				a.MissedResolve = true
 			}
 			a.refreshOverdue()
 		}
 		// The mark is not a rung of the ladder: CaseEscalated records those.
 	case CaseEscalated:
-		c.escalated[escalationKey{e.Assignee, e.Deadline, e.Level}] = true
+		c.Escalations[Escalation{e.Assignee, e.Deadline, e.Level}] = true
 	case ProgressNoted:
 	case AssignmentDeclined:
 		if a := c.Assignment(e.Assignee); a != nil {

@@ -236,7 +236,7 @@ func TestCaseJSONShape(t *testing.T) {
 			t.Errorf("case JSON lacks %q: %s", k, b)
 		}
 	}
-	for _, k := range []string{"LastHash", "Commands", "RequestSHA256", "escalated"} {
+	for _, k := range []string{"LastHash", "Commands", "RequestSHA256", "escalated", "Escalations"} {
 		if _, ok := got[k]; ok {
 			t.Errorf("case JSON exposes %q", k)
 		}

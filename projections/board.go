@@ -15,26 +15,27 @@ import (
 // Board is the case list of GET /v1/cases: the current summary of every case,
 // newest raised first, with filters and cursor paging.
 //
-// It folds the events the way domain.Case.Evolve does (statuses, overdue
-// flags), but on its own compact state: domain.Case keeps the missed-deadline
-// flags it needs for Overdue in unexported fields, which a snapshot taken
-// outside the domain package could not save. The tests hold the Board to
-// domain.Case's own fold on every case of random logs, so that a change of
-// the domain's rules (closure clearing overdue flags, say) shows at once.
+// It is also the queues (GET /v1/queues/{assignee}): the board seen by
+// assignee, an index of the open cases by the assignees with open work in
+// them (Open, Overdue), rebuilt from the open cases when a snapshot is
+// restored.
 //
-// Memory: the Board holds one summary per open case, and per case closed
+// An open case is held as the domain holds it, a domain.Case folded by its
+// own Evolve, so that the case's rules (statuses, overdue flags) live once,
+// in the domain; its summary is shown from that state after each event.
+//
+// Memory: the Board holds one entry per open case, and per case closed
 // within ClosedRetention of the latest day it has seen; older closed cases
 // leave it (they stay in the log, readable by id, and in the figures), so
 // its size follows the open cases, not the length of history. What leaves
-// depends only on the events, so a replay drops the same cases. An open case's summary carries, per assignment, which deadlines it
-// missed, to keep Overdue right as the case goes on. A closed case keeps only
-// its CaseSummary (ids, title, status, times, version, position and its
-// assignments' assignee, role, status, deadlines and overdue flag); notes,
-// descriptions, locations, hashes and command ids are never kept, and the
-// strings that repeat across cases (streets, communities, categories,
-// assignees, enum values) are shared, not copied per case. About 250 bytes
-// per case plus its title plus about 100 bytes per assignment (a year of
-// 7,300 cases measured 503 bytes per case in all).
+// depends only on the events, so a replay drops the same cases. An open
+// case holds its domain.Case (without the command handler's bookkeeping)
+// besides its summary, which shares the case's strings and times. A closed
+// case keeps only its CaseSummary (ids, title, status, times, version,
+// position and its assignments' assignee, role, status, deadlines and
+// overdue flag); descriptions, locations, hashes and command ids are never
+// kept, and the strings that repeat across cases (streets, communities,
+// categories, assignees, enum values) are shared, not copied per case.
 //
 // Board is safe for concurrent use. The zero value is not usable: call
 // NewBoard.
@@ -42,8 +43,12 @@ type Board struct {
 	mu    sync.RWMutex
 	cases map[string]*boardEntry
 	order []*boardEntry // by (raised_at, case id) ascending: new cases append
-	strs  interner
-	pos   uint64 // log position reached: every commit at or before it is in
+	// queues is the board seen by assignee: assignee → case id → the entry
+	// of an open case in which the assignee has open work (see
+	// domain.Case.HasOpenWork).
+	queues map[string]map[string]*boardEntry
+	strs   interner
+	pos    uint64 // log position reached: every commit at or before it is in
 	// day is the latest UTC day of an event applied; closed cases older
 	// than ClosedRetention before it have left.
 	day int32
@@ -57,9 +62,8 @@ type Board struct {
 const ClosedRetention = 30 * 24 * time.Hour
 
 // CaseSummary is one case as the list shows it: the case shape of DESIGN.md
-// without mediation and rating. Position is the log position of the case's
-// latest event applied with ApplyAt or ApplyCommit (0 when applied with
-// Apply).
+// without mediation and rating. Position is the log position of the
+// commit of the case's latest event.
 type CaseSummary struct {
 	CaseID      string              `json:"case_id"`
 	Street      string              `json:"street"`
@@ -113,65 +117,29 @@ func (c *CaseSummary) clone() CaseSummary {
 	return out
 }
 
-// Missed-deadline flags of an open case's assignment, as domain.Assignment
-// keeps them.
-const (
-	missedReport uint8 = 1 << iota
-	missedResolve
-)
-
 type boardEntry struct {
-	sum    CaseSummary
-	missed []uint8 // per assignment; nil once the case is closed
+	sum CaseSummary
+	// c is an open case's state, folded by domain.Case.Evolve (the case's
+	// rules live there, once) and shown through sum; nil once the case is
+	// closed: it then changes no more but for a rating, which the list does
+	// not show. It holds no command bookkeeping (Commands, LastHash,
+	// RequestSHA256): that is the command handler's.
+	c *domain.Case
 }
 
 // NewBoard returns an empty board.
 func NewBoard() *Board {
-	return &Board{cases: map[string]*boardEntry{}, strs: interner{}}
-}
-
-// Apply folds one event into the board. See the package documentation for
-// the delivery contract; on error the state is unchanged.
-func (b *Board) Apply(env domain.Envelope) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_, err := b.apply(env, nil)
-	return err
-}
-
-// ApplyAt is Apply for an event at log position pos: an event below the
-// position reached is skipped; otherwise the board's position and the case's
-// become pos once the event is applied.
-func (b *Board) ApplyAt(env domain.Envelope, pos uint64) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if pos < b.pos {
-		return nil
-	}
-	ent, err := b.apply(env, nil)
-	if err != nil {
-		return err
-	}
-	if ent != nil {
-		ent.sum.Position = pos
-	}
-	b.pos = pos
-	return nil
+	return &Board{cases: map[string]*boardEntry{}, queues: map[string]map[string]*boardEntry{}, strs: interner{}}
 }
 
 // ApplyCommit applies the events of the commit at log position pos (1 or
 // more) as one step: a commit at or below the position reached is skipped
 // whole; otherwise every event is applied, the cases it touches get pos as
-// their position, and so does the board. See the package documentation for
-// what an error leaves behind.
-func (b *Board) ApplyCommit(pos uint64, events []domain.Envelope) error {
-	return b.ApplyCommitDecoded(pos, events, nil)
-}
-
-// ApplyCommitDecoded is ApplyCommit with the events' data already decoded
-// (adapters/eventcodec decodes it once for every model): decoded[i] is
-// events[i]'s; a nil decoded, or a nil entry, is decoded here.
-func (b *Board) ApplyCommitDecoded(pos uint64, events []domain.Envelope, decoded []domain.Event) error {
+// their position, and so does the board. decoded, when not nil, holds the
+// events' data already decoded (adapters/eventcodec decodes it once for
+// every model): decoded[i] is events[i]'s; a nil entry is decoded here. See
+// the package documentation for what an error leaves behind.
+func (b *Board) ApplyCommit(pos uint64, events []domain.Envelope, decoded []domain.Event) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if pos <= b.pos {
@@ -191,7 +159,7 @@ func (b *Board) ApplyCommitDecoded(pos uint64, events []domain.Envelope, decoded
 }
 
 // Position returns the log position reached: every commit at or before it
-// is on the board (0: none applied with a position).
+// is on the board (0: none applied).
 func (b *Board) Position() uint64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -267,23 +235,17 @@ func (b *Board) applyEvent(env domain.Envelope, e domain.Event) (*boardEntry, er
 			return nil, err
 		}
 	}
-	at := env.OccurredAt.UTC()
 	ent := b.cases[env.CaseID]
 	if ent == nil {
-		raised, ok := e.(domain.WhistleRaised)
+		_, raised := e.(domain.WhistleRaised)
 		if _, rated := e.(domain.SatisfactionRated); rated && b.retired > 0 {
 			return nil, nil // a late rating of a case that has left the board
 		}
-		if !ok || env.Version != 0 {
+		if !raised || env.Version != 0 {
 			return nil, unknownCase("board", env)
 		}
-		ent = &boardEntry{sum: CaseSummary{
-			CaseID: env.CaseID, Street: b.strs.get(raised.Street), Community: b.strs.get(raised.Community),
-			Category: b.strs.get(raised.Category), Kind: domain.Kind(b.strs.get(string(raised.Kind))),
-			Urgency: domain.Urgency(b.strs.get(string(raised.Urgency))), Title: raised.Title,
-			RaisedAt: at, Version: 1, Assignments: []AssignmentSummary{},
-		}}
-		ent.sum.Status = ent.deriveStatus()
+		ent = &boardEntry{c: &domain.Case{ID: env.CaseID}}
+		b.evolve(ent, env, e)
 		b.cases[env.CaseID] = ent
 		b.insert(ent)
 		return ent, nil
@@ -291,148 +253,65 @@ func (b *Board) applyEvent(env domain.Envelope, e domain.Event) (*boardEntry, er
 	if skip, err := versionCheck("board", env, ent.sum.Version); skip || err != nil {
 		return nil, err
 	}
-	if ent.sum.ClosedAt != nil {
-		// Closed cases kept no missed-deadline flags; the domain appends
-		// nothing after closure but a rating, which the list does not show.
+	if ent.c == nil {
+		// The domain appends nothing after closure but a rating, which the
+		// list does not show.
 		if _, ok := e.(domain.SatisfactionRated); !ok {
 			return nil, fmt.Errorf("%w: board: case %s is closed: %s at version %d", ErrUnexpectedEvent, env.CaseID, env.Type, env.Version)
 		}
 		ent.sum.Version++
 		return ent, nil
 	}
-	ent.sum.Version++
-	ent.evolve(e, at, b.strs)
+	b.evolve(ent, env, e)
 	return ent, nil
 }
 
-// latest returns the index of the assignee's latest assignment, or -1, as
-// domain.Case.Assignment.
-func (ent *boardEntry) latest(assignee string) int {
-	as := ent.sum.Assignments
-	for i := len(as) - 1; i >= 0; i-- {
-		if as[i].Assignee == assignee {
-			return i
-		}
+// evolve folds the next event of an open case into its domain state and
+// shows the result in its summary and the queues.
+func (b *Board) evolve(ent *boardEntry, env domain.Envelope, e domain.Event) {
+	c := ent.c
+	c.Evolve(e, env.OccurredAt)
+	c.Version = env.Version + 1
+	// The command handler's, not the board's; the board keeps no personal
+	// data, sealed or not.
+	c.RequestSHA256, c.Requester = "", nil
+	b.share(c)
+	ent.show()
+	b.index(ent)
+	if c.Status == domain.StatusClosed {
+		ent.c = nil // compact: a closed case changes no more
 	}
-	return -1
 }
 
-// refresh recomputes an assignment's overdue flag as domain.Assignment does:
-// a missed report-in counts while it has not reported in, a missed
-// resolution while it has not resolved, and neither once it is declined or
-// lapsed.
-func (ent *boardEntry) refresh(i int) {
-	a := &ent.sum.Assignments[i]
-	active := a.Status != domain.Declined && a.Status != domain.Lapsed
-	m := ent.missed[i]
-	a.Overdue = active && (m&missedReport != 0 && a.Status == domain.Assigned ||
-		m&missedResolve != 0 && a.Status != domain.Resolved)
+// share replaces the strings of c that repeat across cases with the
+// board's one copy of each.
+func (b *Board) share(c *domain.Case) {
+	c.Street, c.Community, c.Category = b.strs.get(c.Street), b.strs.get(c.Community), b.strs.get(c.Category)
+	c.Kind, c.Urgency, c.Status = domain.Kind(b.strs.get(string(c.Kind))), domain.Urgency(b.strs.get(string(c.Urgency))), domain.Status(b.strs.get(string(c.Status)))
+	for _, a := range c.Assignments {
+		a.Assignee, a.Role, a.Status = b.strs.get(a.Assignee), domain.Role(b.strs.get(string(a.Role))), domain.AssignmentStatus(b.strs.get(string(a.Status)))
+	}
 }
 
-// evolve mirrors domain.Case.Evolve for the fields of the summary.
-func (ent *boardEntry) evolve(e domain.Event, at time.Time, strs interner) {
-	s := &ent.sum
-	switch e := e.(type) {
-	case domain.AssignmentMade:
-		a := AssignmentSummary{Assignee: strs.get(e.Assignee), Role: domain.Role(strs.get(string(e.Role))), Status: domain.Assigned}
-		if !e.ReportBy.IsZero() {
-			t := e.ReportBy.UTC()
-			a.ReportBy = &t
-		}
-		if !e.ResolveBy.IsZero() {
-			t := e.ResolveBy.UTC()
-			a.ResolveBy = &t
-		}
-		s.Assignments = append(s.Assignments, a)
-		ent.missed = append(ent.missed, 0)
-	case domain.AssignmentReported:
-		if i := ent.latest(e.Assignee); i >= 0 {
-			s.Assignments[i].Status = domain.Reported
-			ent.refresh(i)
-		}
-	case domain.AssignmentOverdue:
-		if i := ent.latest(e.Assignee); i >= 0 {
-			if e.Deadline == domain.DeadlineReport {
-				ent.missed[i] |= missedReport
-			} else {
-				ent.missed[i] |= missedResolve
-			}
-			ent.refresh(i)
-		}
-	case domain.AssignmentDeclined:
-		if i := ent.latest(e.Assignee); i >= 0 {
-			s.Assignments[i].Status = domain.Declined
-			ent.refresh(i)
-		}
-	case domain.NeedClaimed:
-		for i := range s.Assignments {
-			if a := &s.Assignments[i]; a.Role == domain.RoleOffer && a.Status == domain.Assigned {
-				a.Status = domain.Lapsed
-			}
-		}
-		if i := ent.latest(e.Assignee); i >= 0 {
-			a := &s.Assignments[i]
-			a.Role, a.Status = domain.RoleLead, domain.Reported
-			reportBy, resolveBy := at, e.ResolveBy.UTC()
-			a.ReportBy, a.ResolveBy = &reportBy, &resolveBy
-			ent.refresh(i)
-		}
-	case domain.AssignmentResolved:
-		if i := ent.latest(e.Assignee); i >= 0 {
-			s.Assignments[i].Status = domain.Resolved
-			ent.refresh(i)
-		}
-	case domain.ResolutionRejected:
-		for i := range s.Assignments {
-			if s.Assignments[i].Status == domain.Resolved {
-				s.Assignments[i].Status = domain.Reported
-				ent.refresh(i)
-			}
-		}
-	case domain.CaseClosed:
-		s.ClosedAt = &at
-		// As the domain: a closed case has nothing left to be late for.
-		for i := range s.Assignments {
-			s.Assignments[i].Overdue = false
-		}
-		ent.missed = nil // compact: a closed case's flags no longer change
+// show sets the summary from the open case's state. The times are the
+// case's own: Evolve replaces them, never writes through them.
+func (ent *boardEntry) show() {
+	c, s := ent.c, &ent.sum
+	s.CaseID, s.Street, s.Community, s.Category = c.ID, c.Street, c.Community, c.Category
+	s.Kind, s.Urgency, s.Title, s.Status = c.Kind, c.Urgency, c.Title, c.Status
+	if c.RaisedAt != nil {
+		s.RaisedAt = *c.RaisedAt
 	}
-	s.Status = ent.deriveStatus()
-}
-
-// deriveStatus mirrors domain.Case's status rules.
-func (ent *boardEntry) deriveStatus() domain.Status {
-	s := &ent.sum
-	if s.ClosedAt != nil {
-		return domain.StatusClosed
+	s.ClosedAt, s.Version = c.ClosedAt, c.Version
+	if s.Assignments == nil {
+		s.Assignments = make([]AssignmentSummary, 0, len(c.Assignments))
 	}
-	leads, resolvedLeads, offers, started := 0, 0, 0, false
-	for _, a := range s.Assignments {
-		if a.Status == domain.Declined || a.Status == domain.Lapsed {
-			continue
-		}
-		switch a.Role {
-		case domain.RoleLead:
-			leads++
-			if a.Status == domain.Resolved {
-				resolvedLeads++
-			}
-		case domain.RoleOffer:
-			offers++
-		}
-		if a.Status == domain.Reported || a.Status == domain.Resolved {
-			started = true
-		}
+	s.Assignments = s.Assignments[:0]
+	for _, a := range c.Assignments {
+		s.Assignments = append(s.Assignments, AssignmentSummary{
+			Assignee: a.Assignee, Role: a.Role, Status: a.Status, ReportBy: a.ReportBy, ResolveBy: a.ResolveBy, Overdue: a.Overdue,
+		})
 	}
-	switch {
-	case leads > 0 && resolvedLeads == leads:
-		return domain.StatusResolved
-	case leads == 0 && offers == 0:
-		return domain.StatusUnassigned
-	case started:
-		return domain.StatusInProgress
-	}
-	return domain.StatusRouted
 }
 
 // orderKey is a case's place on the board.

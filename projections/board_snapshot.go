@@ -2,16 +2,30 @@ package projections
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/whistle-gov/whistle/domain"
 )
 
-const boardFormat = "whistle-board/1"
+// boardFormat names the snapshot encoding; a snapshot of another format is
+// refused rather than guessed at.
+//
+// Format 2 carries each open case's domain state (see openCaseSnap), from
+// which the board goes on folding with domain.Case.Evolve and answers the
+// queues.
+const boardFormat = "whistle-board/2"
+
+// boardFormatsBefore are the formats boardFormat replaced, with why they
+// cannot be restored, for the error that refuses them.
+var boardFormatsBefore = map[string]string{
+	"whistle-board/1": "it lacks the open cases' report-in times, decline notes and escalations, which only a fold of the log from the start can build",
+}
 
 type boardSnap struct {
 	Format   string          `json:"format"`
@@ -23,16 +37,60 @@ type boardSnap struct {
 	Retired uint64 `json:"retired,omitempty"`
 }
 
-// boardCaseSnap is a summary plus, for an open case, the missed-deadline
-// flags of each assignment (1: report, 2: resolve).
+// boardCaseSnap is a summary plus, for an open case, the rest of its
+// domain state.
 type boardCaseSnap struct {
 	CaseSummary
-	Missed []int `json:"missed,omitempty"`
+	Open *openCaseSnap `json:"open,omitempty"`
+}
+
+// openCaseSnap is what an open case's domain.Case holds beyond its summary:
+// per assignment (in the summary's order) its times, decline note and
+// missed deadlines, and the case's mediation and escalations (sorted).
+type openCaseSnap struct {
+	Assignments []openAssignmentSnap `json:"assignments"`
+	Mediation   *domain.Mediation    `json:"mediation,omitempty"`
+	Escalations []domain.Escalation  `json:"escalations,omitempty"`
+}
+
+type openAssignmentSnap struct {
+	ReportedAt     *time.Time `json:"reported_at,omitempty"`
+	ResolvedAt     *time.Time `json:"resolved_at,omitempty"`
+	DeclineReason  string     `json:"decline_reason,omitempty"`
+	DeclineSuggest string     `json:"decline_suggest,omitempty"`
+	MissedReport   bool       `json:"missed_report,omitempty"`
+	MissedResolve  bool       `json:"missed_resolve,omitempty"`
+}
+
+// openCaseSnapOf is the domain state of an open case beyond its summary.
+func openCaseSnapOf(c *domain.Case) *openCaseSnap {
+	o := &openCaseSnap{Assignments: make([]openAssignmentSnap, len(c.Assignments)), Mediation: c.Mediation, Escalations: escalations(c)}
+	for i, a := range c.Assignments {
+		o.Assignments[i] = openAssignmentSnap{ReportedAt: a.ReportedAt, ResolvedAt: a.ResolvedAt, DeclineReason: a.DeclineNote,
+			DeclineSuggest: a.DeclineSuggest, MissedReport: a.MissedReport, MissedResolve: a.MissedResolve}
+	}
+	return o
+}
+
+// escalations lists a case's escalations in a canonical order.
+func escalations(c *domain.Case) []domain.Escalation {
+	if len(c.Escalations) == 0 {
+		return nil
+	}
+	out := make([]domain.Escalation, 0, len(c.Escalations))
+	for e, ok := range c.Escalations {
+		if ok {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(x, y domain.Escalation) int {
+		return cmp.Or(strings.Compare(x.Assignee, y.Assignee), strings.Compare(string(x.Deadline), string(y.Deadline)), strings.Compare(x.Level, y.Level))
+	})
+	return out
 }
 
 // MarshalBinary encodes the whole board, with the log position reached, as
-// versioned JSON. Equal boards encode to equal bytes. It holds the whole
-// encoding in memory; WriteSnapshot streams the same bytes.
+// WriteSnapshot does, into memory. Equal boards encode to equal bytes.
 func (b *Board) MarshalBinary() ([]byte, error) {
 	var buf bytes.Buffer
 	if err := b.WriteSnapshot(&buf); err != nil {
@@ -42,29 +100,10 @@ func (b *Board) MarshalBinary() ([]byte, error) {
 }
 
 // UnmarshalBinary replaces the whole board (and its position) with a
-// snapshot written by MarshalBinary or WriteSnapshot. On error the board is
-// unchanged.
+// snapshot written by MarshalBinary or WriteSnapshot, as ReadSnapshot
+// does; nothing may follow it. On error the board is unchanged.
 func (b *Board) UnmarshalBinary(data []byte) error {
-	fresh := NewBoard()
-	err := unmarshalStreamed(data,
-		func(dec *json.Decoder) error { return fresh.readSnapshot(&snapReader{dec: dec}) },
-		func() error {
-			// Not laid out as WriteSnapshot writes it: the whole document.
-			var snap boardSnap
-			if err := json.Unmarshal(data, &snap); err != nil {
-				return fmt.Errorf("%w: board: %v", ErrBadSnapshot, err)
-			}
-			fresh = NewBoard()
-			if err := fresh.restore(&snap); err != nil {
-				return fmt.Errorf("%w: board: %v", ErrBadSnapshot, err)
-			}
-			return nil
-		})
-	if err != nil {
-		return err
-	}
-	b.install(fresh)
-	return nil
+	return unmarshalWhole(data, func(dec *json.Decoder) error { return b.ReadSnapshot(dec, nil) })
 }
 
 // ReadSnapshot replaces the whole board (and its position) with the
@@ -83,7 +122,7 @@ func (b *Board) ReadSnapshot(dec *json.Decoder, step func()) error {
 func (b *Board) install(fresh *Board) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.cases, b.order, b.strs, b.pos, b.day, b.retired = fresh.cases, fresh.order, fresh.strs, fresh.pos, fresh.day, fresh.retired
+	b.cases, b.order, b.queues, b.strs, b.pos, b.day, b.retired = fresh.cases, fresh.order, fresh.queues, fresh.strs, fresh.pos, fresh.day, fresh.retired
 }
 
 func (b *Board) readSnapshot(r *snapReader) error {
@@ -94,6 +133,9 @@ func (b *Board) readSnapshot(r *snapReader) error {
 		var format string
 		if err := r.member("format", &format); err != nil {
 			return err
+		}
+		if why, ok := boardFormatsBefore[format]; ok {
+			return fmt.Errorf("format %q, want %q: %s", format, boardFormat, why)
 		}
 		if format != boardFormat {
 			return fmt.Errorf("format %q, want %q", format, boardFormat)
@@ -138,11 +180,11 @@ func (b *Board) readSnapshot(r *snapReader) error {
 	return nil
 }
 
-// WriteSnapshot writes the bytes MarshalBinary returns to w, case by case,
-// through a buffer of about 64 KiB: the encoding costs that buffer, not a
-// copy of the board. It holds the board still (a read lock) until it
-// returns, so w should be quick to take the bytes (a file, a buffer): a
-// fold waits meanwhile.
+// WriteSnapshot writes the board to w, case by case, through a buffer of
+// about 64 KiB: the encoding costs that buffer, not a copy of the board.
+// The bytes are those json.Marshal writes for boardSnap. It holds the board
+// still (a read lock) until it returns, so w should be quick to take the
+// bytes (a file, a buffer): a fold waits meanwhile.
 func (b *Board) WriteSnapshot(w io.Writer) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -209,17 +251,8 @@ func (b *Board) WriteSnapshot(w io.Writer) error {
 			e.raw(`,"position":`)
 			e.uint(s.Position)
 		}
-		// An open case's missed-deadline flags (omitempty: none without
-		// assignments); a closed case has none.
-		if s.ClosedAt == nil && len(ent.missed) > 0 {
-			e.raw(`,"missed":[`)
-			for j, m := range ent.missed {
-				if j > 0 {
-					e.raw(",")
-				}
-				e.uint(uint64(m))
-			}
-			e.raw("]")
+		if ent.c != nil {
+			e.open(ent.c)
 		}
 		e.raw("}")
 		if e.record(); e.err != nil {
@@ -239,6 +272,69 @@ func (b *Board) WriteSnapshot(w io.Writer) error {
 	return e.done()
 }
 
+// open writes the "open" member of an open case, as openCaseSnapOf has it.
+func (e *snapWriter) open(c *domain.Case) {
+	e.raw(`,"open":{"assignments":[`)
+	for j, a := range c.Assignments {
+		if j > 0 {
+			e.raw(",")
+		}
+		e.raw("{")
+		sep := ""
+		member := func(name string) {
+			e.raw(sep + `"` + name + `":`)
+			sep = ","
+		}
+		if a.ReportedAt != nil {
+			member("reported_at")
+			e.time(*a.ReportedAt)
+		}
+		if a.ResolvedAt != nil {
+			member("resolved_at")
+			e.time(*a.ResolvedAt)
+		}
+		if a.DeclineNote != "" {
+			member("decline_reason")
+			e.str(a.DeclineNote)
+		}
+		if a.DeclineSuggest != "" {
+			member("decline_suggest")
+			e.str(a.DeclineSuggest)
+		}
+		if a.MissedReport {
+			member("missed_report")
+			e.bool(true)
+		}
+		if a.MissedResolve {
+			member("missed_resolve")
+			e.bool(true)
+		}
+		e.raw("}")
+	}
+	e.raw("]")
+	if c.Mediation != nil {
+		e.raw(`,"mediation":`)
+		e.str(string(*c.Mediation))
+	}
+	if esc := escalations(c); len(esc) > 0 {
+		e.raw(`,"escalations":[`)
+		for j, x := range esc {
+			if j > 0 {
+				e.raw(",")
+			}
+			e.raw(`{"assignee":`)
+			e.str(x.Assignee)
+			e.raw(`,"deadline":`)
+			e.str(string(x.Deadline))
+			e.raw(`,"level":`)
+			e.str(x.Level)
+			e.raw("}")
+		}
+		e.raw("]")
+	}
+	e.raw("}")
+}
+
 func (b *Board) snapshot() *boardSnap {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
@@ -248,32 +344,12 @@ func (b *Board) snapshot() *boardSnap {
 	}
 	for _, ent := range b.order {
 		cs := boardCaseSnap{CaseSummary: ent.sum.clone()}
-		if ent.sum.ClosedAt == nil {
-			cs.Missed = make([]int, len(ent.missed))
-			for i, m := range ent.missed {
-				cs.Missed[i] = int(m)
-			}
+		if ent.c != nil {
+			cs.Open = openCaseSnapOf(ent.c)
 		}
 		snap.Cases = append(snap.Cases, cs)
 	}
 	return snap
-}
-
-// restore builds the state of an empty board from a whole snapshot.
-func (b *Board) restore(snap *boardSnap) error {
-	if snap.Format != boardFormat {
-		return fmt.Errorf("format %q, want %q", snap.Format, boardFormat)
-	}
-	b.pos, b.retired = snap.Position, snap.Retired
-	if err := b.restoreDay(snap.Day); err != nil {
-		return err
-	}
-	for i := range snap.Cases {
-		if err := b.restoreCase(&snap.Cases[i]); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (b *Board) restoreDay(day string) error {
@@ -289,7 +365,9 @@ func (b *Board) restoreDay(day string) error {
 }
 
 // restoreCase adds the next case of a snapshot, which lists them in the
-// board's order.
+// board's order. An open case's domain state is rebuilt from its summary
+// and the rest of its state, and its summary shown from that state again,
+// so that the two cannot disagree.
 func (b *Board) restoreCase(cs *boardCaseSnap) error {
 	s := cs.CaseSummary
 	if s.CaseID == "" || s.Version == 0 {
@@ -298,32 +376,37 @@ func (b *Board) restoreCase(cs *boardCaseSnap) error {
 	if b.cases[s.CaseID] != nil {
 		return fmt.Errorf("case %s appears twice", s.CaseID)
 	}
-	s.Street, s.Community, s.Category = b.strs.get(s.Street), b.strs.get(s.Community), b.strs.get(s.Category)
-	s.Kind, s.Urgency, s.Status = domain.Kind(b.strs.get(string(s.Kind))), domain.Urgency(b.strs.get(string(s.Urgency))), domain.Status(b.strs.get(string(s.Status)))
-	s.RaisedAt = s.RaisedAt.UTC()
-	if s.ClosedAt != nil {
-		t := s.ClosedAt.UTC()
-		s.ClosedAt = &t
-	}
 	if s.Assignments == nil {
 		s.Assignments = []AssignmentSummary{}
 	}
+	s.RaisedAt = s.RaisedAt.UTC()
+	s.ClosedAt = utcPtr(s.ClosedAt)
 	for i := range s.Assignments {
 		a := &s.Assignments[i]
-		a.Assignee, a.Role, a.Status = b.strs.get(a.Assignee), domain.Role(b.strs.get(string(a.Role))), domain.AssignmentStatus(b.strs.get(string(a.Status)))
 		a.ReportBy, a.ResolveBy = utcPtr(a.ReportBy), utcPtr(a.ResolveBy)
 	}
 	ent := &boardEntry{sum: s}
-	if s.ClosedAt == nil {
-		if len(cs.Missed) != len(s.Assignments) {
-			return fmt.Errorf("case %s: %d missed-deadline flags for %d assignments", s.CaseID, len(cs.Missed), len(s.Assignments))
+	switch {
+	case s.ClosedAt != nil && cs.Open != nil:
+		return fmt.Errorf("case %s is closed and open", s.CaseID)
+	case s.ClosedAt == nil && cs.Open == nil:
+		return fmt.Errorf("case %s is open without its state", s.CaseID)
+	case s.ClosedAt == nil:
+		c, err := restoreOpenCase(&s, cs.Open)
+		if err != nil {
+			return err
 		}
-		ent.missed = make([]uint8, len(cs.Missed))
-		for i, m := range cs.Missed {
-			if m < 0 || m > int(missedReport|missedResolve) {
-				return fmt.Errorf("case %s: bad missed-deadline flags %d", s.CaseID, m)
-			}
-			ent.missed[i] = uint8(m)
+		ent.c = c
+		b.share(c)
+		ent.show()
+		b.index(ent)
+	default:
+		s := &ent.sum
+		s.Street, s.Community, s.Category = b.strs.get(s.Street), b.strs.get(s.Community), b.strs.get(s.Category)
+		s.Kind, s.Urgency, s.Status = domain.Kind(b.strs.get(string(s.Kind))), domain.Urgency(b.strs.get(string(s.Urgency))), domain.Status(b.strs.get(string(s.Status)))
+		for i := range s.Assignments {
+			a := &s.Assignments[i]
+			a.Assignee, a.Role, a.Status = b.strs.get(a.Assignee), domain.Role(b.strs.get(string(a.Role))), domain.AssignmentStatus(b.strs.get(string(a.Status)))
 		}
 	}
 	if n := len(b.order); n > 0 && b.order[n-1].key().cmp(ent.key()) >= 0 {
@@ -332,6 +415,32 @@ func (b *Board) restoreCase(cs *boardCaseSnap) error {
 	b.cases[s.CaseID] = ent
 	b.order = append(b.order, ent)
 	return nil
+}
+
+// restoreOpenCase rebuilds an open case's domain state from its summary and the
+// rest of it.
+func restoreOpenCase(s *CaseSummary, o *openCaseSnap) (*domain.Case, error) {
+	if len(o.Assignments) != len(s.Assignments) {
+		return nil, fmt.Errorf("case %s: the state of %d assignments for %d", s.CaseID, len(o.Assignments), len(s.Assignments))
+	}
+	raised := s.RaisedAt
+	c := &domain.Case{
+		ID: s.CaseID, Street: s.Street, Community: s.Community, Category: s.Category, Kind: s.Kind, Urgency: s.Urgency,
+		Title: s.Title, Status: s.Status, Version: s.Version, RaisedAt: &raised, Mediation: o.Mediation,
+		Assignments: make([]*domain.Assignment, len(s.Assignments)), Escalations: map[domain.Escalation]bool{},
+	}
+	for i, a := range s.Assignments {
+		x := o.Assignments[i]
+		c.Assignments[i] = &domain.Assignment{
+			Assignee: a.Assignee, Role: a.Role, Status: a.Status, ReportBy: a.ReportBy, ResolveBy: a.ResolveBy,
+			ReportedAt: utcPtr(x.ReportedAt), ResolvedAt: utcPtr(x.ResolvedAt), Overdue: a.Overdue,
+			DeclineNote: x.DeclineReason, DeclineSuggest: x.DeclineSuggest, MissedReport: x.MissedReport, MissedResolve: x.MissedResolve,
+		}
+	}
+	for _, e := range o.Escalations {
+		c.Escalations[e] = true
+	}
+	return c, nil
 }
 
 func utcPtr(t *time.Time) *time.Time {

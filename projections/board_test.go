@@ -16,7 +16,7 @@ func boardOf(t testing.TB, w *world) *Board {
 	t.Helper()
 	b := NewBoard()
 	for _, c := range w.commits {
-		if err := b.ApplyCommit(c.pos, c.events); err != nil {
+		if err := b.ApplyCommit(c.pos, c.events, nil); err != nil {
 			t.Fatalf("apply commit %d: %v", c.pos, err)
 		}
 	}
@@ -220,22 +220,26 @@ func TestBoardRedeliveryAndGaps(t *testing.T) {
 	w := simulate(t, 31, 300)
 	want := NewBoard()
 	got := NewBoard()
-	for _, env := range w.envelopes() {
-		if err := want.Apply(env); err != nil {
+	// Every event as a commit of its own, then again at the next position:
+	// the version, not the position, skips it.
+	for i, env := range w.envelopes() {
+		pos := uint64(2*i + 1)
+		if err := want.ApplyCommit(pos, []domain.Envelope{env}, nil); err != nil {
 			t.Fatal(err)
 		}
-		for range 2 {
-			if err := got.Apply(env); err != nil {
+		for redelivery := range uint64(2) {
+			if err := got.ApplyCommit(pos+redelivery, []domain.Envelope{env}, nil); err != nil {
 				t.Fatalf("redelivered %s: %v", env.Type, err)
 			}
 		}
 	}
+	want.pos = got.pos
 	if d := Diff(want, got); len(d) > 0 {
 		t.Fatalf("redelivery changed the board:\n%s", strings.Join(d, "\n"))
 	}
 	envs := w.envelopes()
 	fresh := NewBoard()
-	if err := fresh.Apply(envs[0]); err != nil {
+	if err := applyOne(fresh, envs[0]); err != nil {
 		t.Fatal(err)
 	}
 	var later domain.Envelope
@@ -244,10 +248,10 @@ func TestBoardRedeliveryAndGaps(t *testing.T) {
 			later = e
 		}
 	}
-	if err := fresh.Apply(later); !errors.Is(err, ErrVersionGap) {
+	if err := applyOne(fresh, later); !errors.Is(err, ErrVersionGap) {
 		t.Errorf("gap: %v, want ErrVersionGap", err)
 	}
-	if err := fresh.Apply(domain.Envelope{CaseID: "nope", Type: domain.TypeCaseClosed, Version: 0, Data: []byte(`{}`)}); !errors.Is(err, ErrUnexpectedEvent) {
+	if err := applyOne(fresh, domain.Envelope{CaseID: "nope", Type: domain.TypeCaseClosed, Version: 0, Data: []byte(`{}`)}); !errors.Is(err, ErrUnexpectedEvent) {
 		t.Errorf("case starting with CaseClosed: %v, want ErrUnexpectedEvent", err)
 	}
 	if s, _ := fresh.Get(envs[0].CaseID); s.Version != 1 {
@@ -265,7 +269,7 @@ func TestBoardRestartMidway(t *testing.T) {
 		for _, cut := range []int{0, 1, len(w.commits) / 4, len(w.commits) / 2, len(w.commits) - 1} {
 			first := NewBoard()
 			for _, c := range w.commits[:cut] {
-				if err := first.ApplyCommit(c.pos, c.events); err != nil {
+				if err := first.ApplyCommit(c.pos, c.events, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -278,7 +282,7 @@ func TestBoardRestartMidway(t *testing.T) {
 				t.Fatalf("seed %d cut %d: restore: %v", seed, cut, err)
 			}
 			for _, c := range w.commits {
-				if err := resumed.ApplyCommit(c.pos, c.events); err != nil {
+				if err := resumed.ApplyCommit(c.pos, c.events, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -330,13 +334,13 @@ func TestDiffBoardNamesEveryDifference(t *testing.T) {
 		if env.CaseID == other {
 			continue
 		}
-		if err := replay.Apply(env); err != nil {
+		if err := replay.ApplyCommit(1000+replay.Position(), []domain.Envelope{env}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	joined := strings.Join(Diff(live, replay), "\n")
 	for _, want := range []string{
-		fmt.Sprintf("board position: live %d, replay 0", len(w.commits)),
+		fmt.Sprintf("board position: live %d, replay %d", len(w.commits), replay.Position()),
 		"board case " + other + ": only in live",
 		"board case " + id + ` status: live "closed", replay "resolved"`,
 		"board case " + id + ` version: live 6, replay 5`,
@@ -345,40 +349,6 @@ func TestDiffBoardNamesEveryDifference(t *testing.T) {
 		if !strings.Contains(joined, want) {
 			t.Errorf("diff lacks %q:\n%s", want, joined)
 		}
-	}
-}
-
-// TestApplyAtEqualsApplyCommit: feeding events one by one with their commit's
-// shared position gives the same models as feeding commits; an event below
-// the position reached is skipped.
-func TestApplyAtEqualsApplyCommit(t *testing.T) {
-	w := simulate(t, 50, 300)
-	wantBoard, wantStats := boardOf(t, w), statsOf(t, w)
-	b, s := NewBoard(), newStats(t)
-	for _, c := range w.commits {
-		for _, env := range c.events {
-			if err := b.ApplyAt(env, c.pos); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.ApplyAt(env, c.pos); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if d := append(Diff(wantBoard, b), Diff(wantStats, s)...); len(d) > 0 {
-		t.Fatalf("ApplyAt differs from ApplyCommit:\n%s", strings.Join(d, "\n"))
-	}
-	// The first commit again, at its old position: skipped, though for a
-	// case already closed it would otherwise be refused.
-	first := w.commits[0]
-	if err := b.ApplyAt(first.events[0], first.pos); err != nil {
-		t.Errorf("board: an event below the position: %v", err)
-	}
-	if err := s.ApplyAt(first.events[0], first.pos); err != nil {
-		t.Errorf("stats: an event below the position: %v", err)
-	}
-	if d := append(Diff(wantBoard, b), Diff(wantStats, s)...); len(d) > 0 {
-		t.Fatalf("a skipped event changed something:\n%s", strings.Join(d, "\n"))
 	}
 }
 
@@ -419,7 +389,7 @@ func TestBoardRetiresOldClosedCases(t *testing.T) {
 	for cut := range w.commits {
 		first := NewBoard()
 		for _, c := range w.commits[:cut] {
-			if err := first.ApplyCommit(c.pos, c.events); err != nil {
+			if err := first.ApplyCommit(c.pos, c.events, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -429,7 +399,7 @@ func TestBoardRetiresOldClosedCases(t *testing.T) {
 			t.Fatalf("cut %d: restore: %v", cut, err)
 		}
 		for _, c := range w.commits[cut:] {
-			if err := resumed.ApplyCommit(c.pos, c.events); err != nil {
+			if err := resumed.ApplyCommit(c.pos, c.events, nil); err != nil {
 				t.Fatalf("cut %d: %v", cut, err)
 			}
 		}

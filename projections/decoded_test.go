@@ -33,7 +33,7 @@ func TestApplyCommitDecodedEqualsApplyCommit(t *testing.T) {
 		if len(decoded) != len(c.events) {
 			t.Fatalf("commit %d: %d events decoded of %d", c.pos, len(decoded), len(c.events))
 		}
-		if err := errors.Join(s.ApplyCommitDecoded(c.pos, c.events, decoded), b.ApplyCommitDecoded(c.pos, c.events, decoded)); err != nil {
+		if err := errors.Join(s.ApplyCommit(c.pos, c.events, decoded), b.ApplyCommit(c.pos, c.events, decoded)); err != nil {
 			t.Fatalf("apply commit %d: %v", c.pos, err)
 		}
 	}
@@ -51,9 +51,9 @@ func TestDecodeCommitLeavesUndecodableDataToTheModels(t *testing.T) {
 	if d := decodeCommit(bad); d != nil {
 		t.Fatalf("decodeCommit of undecodable data: %v, want nil", d)
 	}
-	want := newStats(t).ApplyCommit(first.pos, bad)
-	got := newStats(t).ApplyCommitDecoded(first.pos, bad, decodeCommit(bad))
+	want := newStats(t).ApplyCommit(first.pos, bad, nil)
+	got := newStats(t).ApplyCommit(first.pos, bad, decodeCommit(bad))
 	if want == nil || got == nil || got.Error() != want.Error() {
-		t.Fatalf("ApplyCommitDecoded: %v, ApplyCommit: %v", got, want)
+		t.Fatalf("ApplyCommit with the data decoded: %v, without: %v", got, want)
 	}
 }

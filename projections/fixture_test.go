@@ -74,6 +74,17 @@ type world struct {
 	idSrc   *rand.ChaCha8
 }
 
+// model is a read model's one way in and its position.
+type model interface {
+	ApplyCommit(pos uint64, events []domain.Envelope, decoded []domain.Event) error
+	Position() uint64
+}
+
+// applyOne applies env as a commit of its own, right after m's position.
+func applyOne(m model, env domain.Envelope) error {
+	return m.ApplyCommit(m.Position()+1, []domain.Envelope{env}, nil)
+}
+
 // commit is one command's events at their log position.
 type commit struct {
 	pos    uint64

@@ -1,8 +1,9 @@
 // Package projections holds whistle's read models: pure folds over the global
 // log of domain.Envelope. Each model (Stats for the figures, Board for the
-// case list) is a state struct with an Apply method; it does no I/O, reads no
-// clock and logs nothing, so that replaying the same log always yields the
-// same state, byte for byte (see MarshalBinary and Diff).
+// case list and, seen by assignee, the queues) is a state struct with an
+// ApplyCommit method; it does no I/O, reads no clock and logs nothing, so
+// that replaying the same log always yields the same state, byte for byte
+// (see MarshalBinary and Diff).
 //
 // Delivery contract shared by every model:
 //
@@ -10,21 +11,18 @@
 //     case it still holds, the next version it expects: an event below it is
 //     a redelivery and changes nothing; an event above it is a gap and is
 //     refused with ErrVersionGap.
-//   - ApplyCommit applies the events of one commit of the global log at
-//     once, with the commit's position (a JetStream sequence, an
-//     EventStoreDB commit position; 0 is "before the first commit"). A
-//     commit at or below the position reached is skipped whole, so a
-//     redelivered commit changes nothing; readers never see half a commit.
-//     ApplyAt does the same for one event; events of one commit share a
-//     position, so ApplyAt skips only events below the position reached. The
-//     position travels inside the model's snapshot, so state and checkpoint
-//     can never diverge.
-//   - When Apply or ApplyAt returns an error the state is unchanged, so the
-//     caller may stop, or log the event's type and ids and go on. When
-//     ApplyCommit returns an error, the events before the failing one are
-//     applied and the position has not moved; applying the commit again
+//   - ApplyCommit, each model's one way in, applies the events of one
+//     commit of the global log at once, with the commit's position (a
+//     JetStream sequence, an EventStoreDB commit position; 0 is "before the
+//     first commit"). A commit at or below the position reached is skipped
+//     whole, so a redelivered commit changes nothing; readers never see half
+//     a commit. The position travels inside the model's snapshot, so state
+//     and checkpoint can never diverge.
+//   - When ApplyCommit returns an error, the events before the failing one
+//     are applied and the position has not moved; applying the commit again
 //     skips them (a commit holds one case's events, whose versions are
-//     recorded), so a retry is safe.
+//     recorded), so a retry is safe. A commit of one event that fails
+//     leaves the state unchanged.
 //
 // Every model is safe for concurrent use: one writer applying events while
 // many readers query.

@@ -20,17 +20,16 @@ import (
 // The bytes are exactly those json.Marshal writes for the snapshot structs
 // (statsSnap, boardSnap): the same members in the same order, strings
 // escaped as encoding/json escapes them, times as time.Time.MarshalJSON
-// writes them. TestSnapshotStreamIsJSONMarshal holds the two together.
+// writes them. TestSnapshotStreamIsJSONMarshal holds the two together. It
+// is the one layout read back: a snapshot whose members are in another
+// order is refused (ErrBadSnapshot), and its owner folds the log again.
 
 // snapChunk is how much encoded JSON WriteSnapshot gathers before writing.
 const snapChunk = 64 << 10
 
-// ErrSnapshotLayout: the snapshot is JSON, but its members are not in the
-// order WriteSnapshot writes them (some are missing, added or moved), so
-// ReadSnapshot cannot restore it record by record. UnmarshalBinary then
-// decodes the whole document as before; a caller of ReadSnapshot that can
-// read the input again may do the same.
-var ErrSnapshotLayout = errors.New("projections: snapshot members not in the streamed order")
+// errSnapshotLayout: the snapshot is JSON, but its members are not in the
+// order WriteSnapshot writes them.
+var errSnapshotLayout = errors.New("snapshot members not in the streamed order")
 
 // snapWriter appends JSON to buf and writes it to w in chunks. The first
 // error (of w, or of encoding a time) stops everything after it.
@@ -272,7 +271,7 @@ func (r *snapReader) delim(want json.Delim) error {
 		return syntax(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("%w: %v where %v was expected", ErrSnapshotLayout, tok, want)
+		return fmt.Errorf("%w: %v where %v was expected", errSnapshotLayout, tok, want)
 	}
 	return nil
 }
@@ -295,7 +294,7 @@ func (r *snapReader) key(name string) error {
 		return syntax(err)
 	}
 	if s, ok := tok.(string); !ok || s != name {
-		return fmt.Errorf("%w: %v where %q was expected", ErrSnapshotLayout, tok, name)
+		return fmt.Errorf("%w: %v where %q was expected", errSnapshotLayout, tok, name)
 	}
 	return nil
 }
@@ -312,7 +311,7 @@ func (r *snapReader) optional(name string) (bool, error) {
 		return false, syntax(err)
 	}
 	if s, ok := tok.(string); !ok || s != name {
-		return false, fmt.Errorf("%w: %v where %q or the end was expected", ErrSnapshotLayout, tok, name)
+		return false, fmt.Errorf("%w: %v where %q or the end was expected", errSnapshotLayout, tok, name)
 	}
 	return true, nil
 }
@@ -359,25 +358,20 @@ func (r *snapReader) close() error {
 		if err != nil {
 			return syntax(err)
 		}
-		return fmt.Errorf("%w: %v where the end was expected", ErrSnapshotLayout, tok)
+		return fmt.Errorf("%w: %v where the end was expected", errSnapshotLayout, tok)
 	}
 	return r.delim('}')
 }
 
-// unmarshalStreamed restores data with read, which decodes one snapshot
-// from a json.Decoder; a document read cannot take record by record (see
-// ErrSnapshotLayout) is restored whole by whole instead.
-func unmarshalStreamed(data []byte, read func(*json.Decoder) error, whole func() error) error {
+// unmarshalWhole restores data, which holds one snapshot and nothing after
+// it, with read, which decodes one from a json.Decoder.
+func unmarshalWhole(data []byte, read func(*json.Decoder) error) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	err := read(dec)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			return fmt.Errorf("%w: data after the snapshot", ErrBadSnapshot)
-		}
-		return nil
+	if err := read(dec); err != nil {
+		return err
 	}
-	if errors.Is(err, ErrSnapshotLayout) {
-		return whole()
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: data after the snapshot", ErrBadSnapshot)
 	}
-	return err
+	return nil
 }

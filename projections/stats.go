@@ -298,42 +298,14 @@ func (s *Stats) reset() {
 	s.pos = 0
 }
 
-// Apply folds one event into the figures. See the package documentation for
-// the delivery contract; on error the state is unchanged.
-func (s *Stats) Apply(env domain.Envelope) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.apply(env, nil)
-}
-
-// ApplyAt is Apply for an event at log position pos: an event below the
-// position reached is skipped; otherwise the position becomes pos once the
-// event is applied.
-func (s *Stats) ApplyAt(env domain.Envelope, pos uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if pos < s.pos {
-		return nil
-	}
-	if err := s.apply(env, nil); err != nil {
-		return err
-	}
-	s.pos = pos
-	return nil
-}
-
 // ApplyCommit applies the events of the commit at log position pos (1 or
 // more) as one step: a commit at or below the position reached is skipped
-// whole; otherwise every event is applied and the position becomes pos. See
-// the package documentation for what an error leaves behind.
-func (s *Stats) ApplyCommit(pos uint64, events []domain.Envelope) error {
-	return s.ApplyCommitDecoded(pos, events, nil)
-}
-
-// ApplyCommitDecoded is ApplyCommit with the events' data already decoded
+// whole; otherwise every event is applied and the position becomes pos.
+// decoded, when not nil, holds the events' data already decoded
 // (adapters/eventcodec decodes it once for every model): decoded[i] is
-// events[i]'s; a nil decoded, or a nil entry, is decoded here.
-func (s *Stats) ApplyCommitDecoded(pos uint64, events []domain.Envelope, decoded []domain.Event) error {
+// events[i]'s; a nil entry is decoded here.
+// See the package documentation for what an error leaves behind.
+func (s *Stats) ApplyCommit(pos uint64, events []domain.Envelope, decoded []domain.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pos <= s.pos {
@@ -349,7 +321,7 @@ func (s *Stats) ApplyCommitDecoded(pos uint64, events []domain.Envelope, decoded
 }
 
 // Position returns the log position reached: every commit at or before it
-// is counted (0: none applied with a position).
+// is counted (0: none applied).
 func (s *Stats) Position() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -103,29 +103,11 @@ func (s *Stats) MarshalBinary() ([]byte, error) {
 }
 
 // UnmarshalBinary replaces the whole state (and the position) with a
-// snapshot written by MarshalBinary or WriteSnapshot; the weights stay those
-// given to NewStats. On error the state is unchanged.
+// snapshot written by MarshalBinary or WriteSnapshot, as ReadSnapshot
+// does; nothing may follow it. The weights stay those given to NewStats.
+// On error the state is unchanged.
 func (s *Stats) UnmarshalBinary(data []byte) error {
-	fresh := s.empty()
-	err := unmarshalStreamed(data,
-		func(dec *json.Decoder) error { return fresh.readSnapshot(&snapReader{dec: dec}) },
-		func() error {
-			// Not laid out as WriteSnapshot writes it: the whole document.
-			var snap statsSnap
-			if err := json.Unmarshal(data, &snap); err != nil {
-				return fmt.Errorf("%w: stats: %v", ErrBadSnapshot, err)
-			}
-			fresh = s.empty()
-			if err := fresh.restore(&snap); err != nil {
-				return fmt.Errorf("%w: stats: %v", ErrBadSnapshot, err)
-			}
-			return nil
-		})
-	if err != nil {
-		return err
-	}
-	s.install(fresh)
-	return nil
+	return unmarshalWhole(data, func(dec *json.Decoder) error { return s.ReadSnapshot(dec, nil) })
 }
 
 // ReadSnapshot replaces the whole state (and the position) with the
@@ -134,9 +116,8 @@ func (s *Stats) UnmarshalBinary(data []byte) error {
 // once the snapshot's opening brace is read and after each record, for a
 // caller that checksums the bytes as they stream (dec.InputOffset() is
 // then where the decoder stands). A snapshot whose members are not in
-// WriteSnapshot's order is refused with an error matching both
-// ErrBadSnapshot and ErrSnapshotLayout; UnmarshalBinary reads it whole. On
-// error the state is unchanged; dec is left anywhere.
+// WriteSnapshot's order is refused (ErrBadSnapshot). On error the state
+// is unchanged; dec is left anywhere.
 func (s *Stats) ReadSnapshot(dec *json.Decoder, step func()) error {
 	fresh := s.empty()
 	if err := fresh.readSnapshot(&snapReader{dec: dec, step: step}); err != nil {
@@ -545,30 +526,6 @@ func sortedEntries[V any](m map[string]V) []keyed[V] {
 	}
 	slices.SortFunc(out, func(a, b keyed[V]) int { return strings.Compare(a.k, b.k) })
 	return out
-}
-
-// restore builds the state of an empty Stats from a whole snapshot.
-func (s *Stats) restore(snap *statsSnap) error {
-	if err := s.restoreHead(snap.Format, snap.Position); err != nil {
-		return err
-	}
-	for i := range snap.Buckets {
-		if err := s.restoreBucket(&snap.Buckets[i]); err != nil {
-			return err
-		}
-	}
-	s.restoreTrees()
-	for i := range snap.Open {
-		if err := s.restoreOpen(&snap.Open[i]); err != nil {
-			return err
-		}
-	}
-	for i := range snap.Closed {
-		if err := s.restoreClosed(&snap.Closed[i]); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // A snapshot is restored into an empty Stats in its order: restoreHead,

@@ -291,7 +291,7 @@ func TestQueryStreetKeepsStreetsApart(t *testing.T) {
 		env := raised
 		env.CaseID = "case-" + string(rune('0'+i))
 		env.Data, _ = json.Marshal(data)
-		if err := s.Apply(env); err != nil {
+		if err := applyOne(s, env); err != nil {
 			t.Fatal(err)
 		}
 	}

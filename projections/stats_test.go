@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ func statsOf(t testing.TB, w *world) *Stats {
 	t.Helper()
 	s := newStats(t)
 	for _, c := range w.commits {
-		if err := s.ApplyCommit(c.pos, c.events); err != nil {
+		if err := s.ApplyCommit(c.pos, c.events, nil); err != nil {
 			t.Fatalf("apply commit %d: %v", c.pos, err)
 		}
 	}
@@ -473,7 +474,7 @@ func TestNewStatsValidatesWeights(t *testing.T) {
 	w.must(id, domain.Report{Assignee: "urban-management"}).must(id, domain.Resolve{Assignee: "urban-management"})
 	w.must(id, domain.Verify{Accepted: true}).must(id, domain.Rate{Rating: "basically_satisfied"})
 	for _, env := range w.envelopes() {
-		if err := s.Apply(env); err != nil {
+		if err := applyOne(s, env); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -536,7 +537,7 @@ func TestStatsForgetsFinishedCases(t *testing.T) {
 	// The late rating still counts, then the record goes.
 	w.must(b, domain.Rate{Rating: "unsatisfied"})
 	last := w.commits[len(w.commits)-1]
-	if err := s.ApplyCommit(last.pos, last.events); err != nil {
+	if err := s.ApplyCommit(last.pos, last.events, nil); err != nil {
 		t.Fatal(err)
 	}
 	if len(s.closed) != 0 {
@@ -560,10 +561,10 @@ func TestStatsRedeliveryAndGaps(t *testing.T) {
 	// so its redelivery is refused as an unknown case; nothing else is.
 	s := newStats(t)
 	for _, env := range w.envelopes() {
-		if err := s.Apply(env); err != nil {
+		if err := applyOne(s, env); err != nil {
 			t.Fatal(err)
 		}
-		err := s.Apply(env)
+		err := applyOne(s, env)
 		if err != nil && !(env.Type == domain.TypeSatisfactionRated && errors.Is(err, ErrUnknownCase)) {
 			t.Fatalf("redelivered %s: %v", env.Type, err)
 		}
@@ -577,7 +578,7 @@ func TestStatsRedeliveryAndGaps(t *testing.T) {
 	s = newStats(t)
 	for _, c := range w.commits {
 		for range 2 {
-			if err := s.ApplyCommit(c.pos, c.events); err != nil {
+			if err := s.ApplyCommit(c.pos, c.events, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -592,17 +593,17 @@ func TestStatsRedeliveryAndGaps(t *testing.T) {
 	w2.must(id, domain.Report{Assignee: "urban-management"})
 	envs := w2.envelopes()
 	s = newStats(t)
-	if err := s.Apply(envs[0]); err != nil {
+	if err := applyOne(s, envs[0]); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := s.MarshalBinary()
-	if err := s.Apply(envs[2]); !errors.Is(err, ErrVersionGap) {
+	if err := applyOne(s, envs[2]); !errors.Is(err, ErrVersionGap) {
 		t.Errorf("gap: %v, want ErrVersionGap", err)
 	}
-	if err := s.Apply(domain.Envelope{CaseID: "nope", Type: domain.TypeCaseClosed, Version: 3, Data: []byte(`{}`)}); !errors.Is(err, ErrUnknownCase) {
+	if err := applyOne(s, domain.Envelope{CaseID: "nope", Type: domain.TypeCaseClosed, Version: 3, Data: []byte(`{}`)}); !errors.Is(err, ErrUnknownCase) {
 		t.Errorf("unknown case: %v, want ErrUnknownCase", err)
 	}
-	if err := s.Apply(domain.Envelope{CaseID: "nope", Type: "CaseReopened", Version: 3}); err == nil {
+	if err := applyOne(s, domain.Envelope{CaseID: "nope", Type: "CaseReopened", Version: 3}); err == nil {
 		t.Error("an unknown event type was accepted")
 	}
 	after, _ := s.MarshalBinary()
@@ -625,7 +626,7 @@ func TestStatsRestartMidway(t *testing.T) {
 		for _, cut := range []int{0, 1, len(w.commits) / 3, len(w.commits) / 2, len(w.commits) - 1, len(w.commits)} {
 			first := newStats(t)
 			for _, c := range w.commits[:cut] {
-				if err := first.ApplyCommit(c.pos, c.events); err != nil {
+				if err := first.ApplyCommit(c.pos, c.events, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -643,7 +644,7 @@ func TestStatsRestartMidway(t *testing.T) {
 			// The subscription resumes after the snapshot's position; a
 			// redelivery of everything is skipped by position too.
 			for _, c := range w.commits {
-				if err := resumed.ApplyCommit(c.pos, c.events); err != nil {
+				if err := resumed.ApplyCommit(c.pos, c.events, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -708,14 +709,14 @@ func TestDiffStatsNamesEveryDifference(t *testing.T) {
 	replay := newStats(t)
 	envs := w.envelopes()
 	for _, env := range envs[:len(envs)-1] { // the replay misses the closure
-		if err := replay.Apply(env); err != nil {
+		if err := replay.ApplyCommit(1000+replay.Position(), []domain.Envelope{env}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	d := Diff(live, replay)
 	joined := strings.Join(d, "\n")
 	for _, want := range []string{
-		"stats position: live 4, replay 0",
+		fmt.Sprintf("stats position: live 4, replay %d", replay.Position()),
 		"stats street=longqiao day=2026-11-23 closed: live 1, replay 0",
 		"stats assignee=urban-management day=2026-11-23 closed_on_time: live 1, replay 0",
 		"stats street_category=longqiao/manhole-cover day=2026-11-23 closed: live 1, replay 0",
@@ -756,7 +757,7 @@ func TestStatsConcurrentUse(t *testing.T) {
 		})
 	}
 	for _, c := range w.commits {
-		if err := s.ApplyCommit(c.pos, c.events); err != nil {
+		if err := s.ApplyCommit(c.pos, c.events, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/domain"
+	"github.com/whistle-gov/whistle/projections"
 	"go.uber.org/zap"
 )
 
@@ -23,9 +24,20 @@ import (
 // so that proxies and clients can tell a quiet stream from a dead one.
 const DefaultHeartbeat = 15 * time.Second
 
+// QueueView answers what is open for an assignee: the case board seen by
+// assignee (readmodel.Queues).
+type QueueView interface {
+	// Open returns the assignee's open assignments, the most pressing first.
+	Open(assignee string) []projections.QueueItem
+	// Position is the log position the view has reached.
+	Position() eventstore.Position
+	// WaitFor waits until the view has reached pos, or ctx is done.
+	WaitFor(ctx context.Context, pos eventstore.Position) error
+}
+
 // HTTPConfig wires the queue and notification routes.
 type HTTPConfig struct {
-	Queues    *Queues
+	Queues    QueueView
 	Store     eventstore.Store // for the log's head: a queue read waits until the view reaches it
 	Conn      *nats.Conn       // reads the dispatch stream for live changes
 	Directory *domain.Directory
@@ -39,8 +51,8 @@ type HTTPConfig struct {
 
 // QueueAnswer is the body of GET /v1/queues/{assignee}.
 type QueueAnswer struct {
-	Assignee    string      `json:"assignee"`
-	Assignments []QueueItem `json:"assignments"`
+	Assignee    string                  `json:"assignee"`
+	Assignments []projections.QueueItem `json:"assignments"`
 	// Position is the log position the answer reflects.
 	Position uint64 `json:"position"`
 }

@@ -6,14 +6,36 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/whistle-gov/whistle/adapters/httpapi"
+	"github.com/whistle-gov/whistle/adapters/readmodel"
 	"github.com/whistle-gov/whistle/adapters/sse"
 	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
+	"github.com/whistle-gov/whistle/projections"
 )
+
+// runQueues follows env's log with read models (in a fresh folder) until
+// the test ends, and returns their queue view.
+func runQueues(t *testing.T, env *testenv.Env) *readmodel.Queues {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := readmodel.Open(ctx, readmodel.Config{Store: env.Store, Directory: env.Dir, Dir: t.TempDir(), Log: env.Log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = r.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return r.Queues()
+}
 
 // serve runs the API with the queue routes over env, with a dispatcher and a
 // queue view.
@@ -85,7 +107,7 @@ func TestQueueStreamsSnapshotThenChangesAndResumes(t *testing.T) {
 
 	ch := openStream(t, url+"/v1/queues/ecology-bureau", "department:ecology-bureau", "")
 	ev := next(t, ch)
-	var it QueueItem
+	var it projections.QueueItem
 	if ev.Name != "assignment" || json.Unmarshal([]byte(ev.Data), &it) != nil || it.CaseID != first || it.Status != domain.Assigned {
 		t.Fatalf("snapshot event %+v", ev)
 	}

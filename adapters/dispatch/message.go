@@ -129,13 +129,13 @@ func applyAndPlan(c *domain.Case, st logfold.Step, pos eventstore.Position) []ou
 			}
 		}
 	case domain.ResolutionRejected:
-		for _, id := range latestAssignees(c) {
+		for _, id := range c.Assignees() {
 			if c.Assignment(id).Status == domain.Resolved {
 				targets = append(targets, target{id, ChangeRejected})
 			}
 		}
 	case domain.CaseClosed:
-		for _, id := range latestAssignees(c) {
+		for _, id := range c.Assignees() {
 			if c.Assignment(id).Active() {
 				targets = append(targets, target{id, ChangeClosed})
 			}
@@ -192,18 +192,4 @@ func streetChange(eventType string, targets []target) string {
 		return targets[0].change
 	}
 	return eventType
-}
-
-// latestAssignees lists each assignee of the case once, in order of first
-// assignment; c.Assignment gives its latest assignment.
-func latestAssignees(c *domain.Case) []string {
-	seen := make(map[string]bool, len(c.Assignments))
-	var ids []string
-	for _, a := range c.Assignments {
-		if !seen[a.Assignee] {
-			seen[a.Assignee] = true
-			ids = append(ids, a.Assignee)
-		}
-	}
-	return ids
 }

@@ -8,8 +8,8 @@
 // log, and the dispatch stream is derived from the log, so it can always be
 // rebuilt and never disagrees with it.
 //
-// Queues is the assignees' side: an in-memory fold of the log that answers
-// "what is open for me", and Routes serves it over HTTP, live with
+// Routes serves the assignees' side over HTTP: "what is open for me" from a
+// QueueView (the case board seen by assignee, readmodel.Queues), live with
 // server-sent events read from the dispatch stream.
 package dispatch
 

@@ -17,10 +17,6 @@ import (
 	"github.com/whistle-gov/whistle/projections"
 )
 
-// ErrBadSnapshot: a snapshot cannot be restored: not one this package
-// wrote, corrupt, or of another format or directory version.
-var ErrBadSnapshot = errors.New("readmodel: bad snapshot")
-
 // Commit is one commit of the global log with its events decoded: what
 // GET /v1/log answers and what the read models fold.
 type Commit struct {
@@ -107,8 +103,8 @@ func NewModels(dir *domain.Directory) (*Models, error) {
 // others still apply it. The error names the models that refused.
 func (m *Models) ApplyCommit(c Commit) error {
 	return errors.Join(
-		wrapModel("stats", m.Stats.ApplyCommitDecoded(c.Position, c.Events, c.decoded)),
-		wrapModel("board", m.Board.ApplyCommitDecoded(c.Position, c.Events, c.decoded)),
+		wrapModel("stats", m.Stats.ApplyCommit(c.Position, c.Events, c.decoded)),
+		wrapModel("board", m.Board.ApplyCommit(c.Position, c.Events, c.decoded)),
 	)
 }
 

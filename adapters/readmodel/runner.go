@@ -111,7 +111,7 @@ func (r *Runner) restore(ctx context.Context) error {
 		r.log.Info("no read model snapshot: folding the log from the start", zap.String("path", r.path))
 		return nil
 	}
-	if err != nil && !errors.Is(err, ErrBadSnapshot) {
+	if err != nil && !errors.Is(err, projections.ErrBadSnapshot) {
 		return fmt.Errorf("readmodel: read snapshot: %w", err)
 	}
 	if err == nil {
@@ -120,7 +120,7 @@ func (r *Runner) restore(ctx context.Context) error {
 			return fmt.Errorf("readmodel: log head: %w", herr)
 		}
 		if pos > uint64(head) {
-			err = fmt.Errorf("%w: it describes log position %d, the log ends at %d (another log?)", ErrBadSnapshot, pos, head)
+			err = fmt.Errorf("%w: it describes log position %d, the log ends at %d (another log?)", projections.ErrBadSnapshot, pos, head)
 		}
 	}
 	if err != nil {
@@ -138,30 +138,18 @@ func (r *Runner) restore(ctx context.Context) error {
 }
 
 // readSnapshotFile decodes the snapshot file as it streams from the disk
-// (Models.ReadSnapshot). A file whose members are in an order neither
-// writer uses (rewritten by some tool) is decoded whole, as before.
+// (Models.ReadSnapshot).
 func (r *Runner) readSnapshotFile() (*Models, uint64, error) {
 	f, err := os.Open(r.path)
 	if err != nil {
 		return nil, 0, err
 	}
+	defer f.Close()
 	restored, err := NewModels(r.cfg.Directory)
 	if err != nil {
-		f.Close()
 		return nil, 0, err
 	}
 	pos, err := restored.ReadSnapshot(bufio.NewReaderSize(f, 64<<10))
-	f.Close()
-	if errors.Is(err, projections.ErrSnapshotLayout) {
-		data, rerr := os.ReadFile(r.path)
-		if rerr != nil {
-			return nil, 0, rerr
-		}
-		if restored, err = NewModels(r.cfg.Directory); err != nil {
-			return nil, 0, err
-		}
-		pos, err = restored.unmarshalWhole(data)
-	}
 	return restored, pos, err
 }
 

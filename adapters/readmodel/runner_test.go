@@ -14,6 +14,7 @@ import (
 	"github.com/whistle-gov/whistle/adapters/readmodel"
 	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
+	"github.com/whistle-gov/whistle/projections"
 )
 
 // running is a Runner whose Run goroutine the test can end.
@@ -320,25 +321,44 @@ func statsFormat1(t *testing.T, dir *domain.Directory, good []byte) []byte {
 	}
 	stats["format"], _ = json.Marshal("whistle-stats/1")
 	stats["buckets"], _ = json.Marshal(kept)
-	file["stats"], _ = json.Marshal(stats)
+	file["stats"] = inOrder(t, stats, "format", "position", "buckets", "open", "closed")
 	var directory string
 	if err := json.Unmarshal(file["directory"], &directory); err != nil {
 		t.Fatal(err)
 	}
 	file["sha256"], _ = json.Marshal(readmodel.Checksum(directory, file["stats"], file["board"]))
-	out, err := json.Marshal(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := inOrder(t, file, "format", "directory", "position", "taken_at", "stats", "board", "sha256")
 	// Refused for its format, not for a checksum this rewrite got wrong.
 	m, err := readmodel.NewModels(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Unmarshal(out); !errors.Is(err, readmodel.ErrBadSnapshot) || !strings.Contains(err.Error(), `format "whistle-stats/1"`) {
+	if _, err := m.Unmarshal(out); !errors.Is(err, projections.ErrBadSnapshot) || !strings.Contains(err.Error(), `format "whistle-stats/1"`) {
 		t.Fatalf("test setup: a format 1 snapshot is refused with %v, want its format named", err)
 	}
 	return out
+}
+
+// inOrder writes the object of members m with its members in the order
+// of names, which must be all of them: the layout snapshots are read in.
+func inOrder(t *testing.T, m map[string]json.RawMessage, names ...string) json.RawMessage {
+	t.Helper()
+	if len(names) != len(m) {
+		t.Fatalf("test setup: %d members, %d names", len(m), len(names))
+	}
+	out := []byte("{")
+	for i, name := range names {
+		v, ok := m[name]
+		if !ok {
+			t.Fatalf("test setup: no member %q", name)
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		k, _ := json.Marshal(name)
+		out = append(append(append(out, k...), ':'), v...)
+	}
+	return append(out, '}')
 }
 
 func TestWaitForSeesTheWrite(t *testing.T) {

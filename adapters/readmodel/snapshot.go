@@ -20,38 +20,13 @@ import (
 // refused.
 const snapshotFormat = "whistle-readmodels/1"
 
-// snapshot is the document WriteSnapshot writes, as one JSON object. Each
-// model's own snapshot carries the position it describes; Position repeats
-// their minimum for readers. SHA256 covers the directory version and both
-// models' bytes (sha256 of directory, a zero byte, the stats' bytes, a zero
-// byte, the board's bytes), so that a torn or altered file is refused
-// rather than half restored.
-//
-// WriteSnapshot writes the members in this order, except sha256, which it
-// writes last: it is computed as the models stream out. Until the models
-// streamed, sha256 came fifth (json.Marshal of this struct). Both orders
-// are the same format (JSON does not order an object's members, and a
-// reader decoding this struct reads either), so a snapshot written by
-// either version is read by the other; ReadSnapshot streams both orders.
-type snapshot struct {
-	Format    string          `json:"format"`
-	Directory string          `json:"directory"`
-	Position  uint64          `json:"position"`
-	TakenAt   time.Time       `json:"taken_at"`
-	SHA256    string          `json:"sha256"`
-	Stats     json.RawMessage `json:"stats"`
-	Board     json.RawMessage `json:"board"`
-}
-
-func checksum(directory string, stats, board []byte) string {
-	h := sha256.New()
-	h.Write([]byte(directory))
-	h.Write([]byte{0})
-	h.Write(stats)
-	h.Write([]byte{0})
-	h.Write(board)
-	return hex.EncodeToString(h.Sum(nil))
-}
+// The snapshot is one JSON object, written by WriteSnapshot in this order
+// and read back only in it: format, directory, position (the minimum of
+// the models' own, which each model's snapshot carries), taken_at, stats,
+// board, and sha256 last, computed as the models stream out: the sha256 of
+// the directory version, a zero byte, the stats' bytes, a zero byte, the
+// board's bytes, so that a torn or altered file is refused rather than
+// half restored.
 
 // WriteSnapshot encodes every model into w as the snapshot file holds them
 // and returns the position they describe. It streams: the models are
@@ -203,66 +178,22 @@ func (m *Models) Marshal(now time.Time) ([]byte, uint64, error) {
 }
 
 // Unmarshal replaces every model with a snapshot written by WriteSnapshot
-// (or Marshal), and returns the position it describes. It replaces the
-// models themselves, so call it before handing them to readers. A snapshot
-// of another format or directory version, or one that does not check out,
-// is refused with ErrBadSnapshot and changes nothing. It decodes as
-// ReadSnapshot does, and a document whose members are in another order
-// (rewritten by some tool) as a whole.
+// (or Marshal), and returns the position it describes, as ReadSnapshot
+// does from memory. It replaces the models themselves, so call it before
+// handing them to readers.
 func (m *Models) Unmarshal(data []byte) (uint64, error) {
-	pos, err := m.ReadSnapshot(bytes.NewReader(data))
-	if errors.Is(err, projections.ErrSnapshotLayout) {
-		return m.unmarshalWhole(data)
-	}
-	return pos, err
-}
-
-// unmarshalWhole is Unmarshal decoding the document whole: each model's
-// bytes held, checksummed, then restored.
-func (m *Models) unmarshalWhole(data []byte) (uint64, error) {
-	var snap snapshot
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&snap); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-	}
-	switch {
-	case snap.Format != snapshotFormat:
-		return 0, fmt.Errorf("%w: format %q, want %q", ErrBadSnapshot, snap.Format, snapshotFormat)
-	case snap.Directory != m.directory:
-		return 0, fmt.Errorf("%w: folded under directory version %q, this is %q", ErrBadSnapshot, snap.Directory, m.directory)
-	case snap.SHA256 != checksum(snap.Directory, snap.Stats, snap.Board):
-		return 0, fmt.Errorf("%w: checksum does not match the content", ErrBadSnapshot)
-	}
-	stats, err := projections.NewStats(m.weights)
-	if err != nil {
-		return 0, err
-	}
-	board := projections.NewBoard()
-	if err := stats.UnmarshalBinary(snap.Stats); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-	}
-	if err := board.UnmarshalBinary(snap.Board); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
-	}
-	if got := min(stats.Position(), board.Position()); got != snap.Position {
-		return 0, fmt.Errorf("%w: it says position %d, its models are at %d", ErrBadSnapshot, snap.Position, got)
-	}
-	m.Stats, m.Board = stats, board
-	return snap.Position, nil
+	return m.ReadSnapshot(bytes.NewReader(data))
 }
 
 // ReadSnapshot replaces every model with the snapshot r holds, written by
-// WriteSnapshot (or by the code before it streamed), decoding it as it
-// streams: one record of a model at a time, the checksum computed over
-// each model's bytes as they pass, so that it costs about the largest
-// record and the decoder's buffer, besides the models it builds. The
-// models are replaced only once the whole document has checked out
-// (format, directory version, checksum, position, nothing after it); else
-// the error matches ErrBadSnapshot and nothing changes (an error of r
-// itself is returned as it is). A document that is
-// whole JSON but whose members are not in either order the writers use is
-// refused with an error that also matches projections.ErrSnapshotLayout:
-// Unmarshal decodes such a document whole.
+// WriteSnapshot, decoding it as it streams: one record of a model at a
+// time, the checksum computed over each model's bytes as they pass, so
+// that it costs about the largest record and the decoder's buffer, besides
+// the models it builds. The models are replaced only once the whole
+// document has checked out (format, directory version, the members in
+// WriteSnapshot's order, checksum, position, nothing after it); else the
+// error matches projections.ErrBadSnapshot and nothing changes (an error
+// of r itself is returned as it is).
 func (m *Models) ReadSnapshot(r io.Reader) (uint64, error) {
 	pos, _, err := m.readSnapshotStream(r)
 	return pos, err
@@ -286,7 +217,7 @@ func (m *Models) readSnapshotStream(r io.Reader) (uint64, *spanReader, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF // the document ended early: torn
 		}
-		return 0, sr, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+		return 0, sr, fmt.Errorf("%w: %w", projections.ErrBadSnapshot, err)
 	}
 	m.Stats, m.Board = stats, board
 	return pos, sr, nil
@@ -317,20 +248,8 @@ func (m *Models) readSnapshot(dec *json.Decoder, sr *spanReader, stats *projecti
 	if err := member(dec, "taken_at", &taken); err != nil {
 		return 0, err
 	}
-	name, err := key(dec)
-	if err != nil {
+	if err := expectKey(dec, "stats"); err != nil {
 		return 0, err
-	}
-	if name == "sha256" { // where the code before streaming wrote it
-		if err := dec.Decode(&sum); err != nil {
-			return 0, err
-		}
-		if name, err = key(dec); err != nil {
-			return 0, err
-		}
-	}
-	if name != "stats" {
-		return 0, fmt.Errorf("%w: member %q where \"stats\" was expected", projections.ErrSnapshotLayout, name)
 	}
 	h := sha256.New()
 	h.Write([]byte(directory))
@@ -351,14 +270,12 @@ func (m *Models) readSnapshot(dec *json.Decoder, sr *spanReader, stats *projecti
 	if err := sr.end(dec.InputOffset()); err != nil {
 		return 0, err
 	}
-	if sum == "" {
-		if err := member(dec, "sha256", &sum); err != nil {
-			return 0, err
-		}
+	if err := member(dec, "sha256", &sum); err != nil {
+		return 0, err
 	}
 	if dec.More() {
 		name, _ := key(dec)
-		return 0, fmt.Errorf("%w: member %q after the models", projections.ErrSnapshotLayout, name)
+		return 0, fmt.Errorf("member %q after the checksum", name)
 	}
 	if err := delim(dec, '}'); err != nil {
 		return 0, err
@@ -381,7 +298,7 @@ func delim(dec *json.Decoder, want json.Delim) error {
 		return err
 	}
 	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("%w: %v where %v was expected", projections.ErrSnapshotLayout, tok, want)
+		return fmt.Errorf("%v where %v was expected", tok, want)
 	}
 	return nil
 }
@@ -394,7 +311,7 @@ func key(dec *json.Decoder) (string, error) {
 	}
 	s, ok := tok.(string)
 	if !ok {
-		return "", fmt.Errorf("%w: %v where a member was expected", projections.ErrSnapshotLayout, tok)
+		return "", fmt.Errorf("%v where a member was expected", tok)
 	}
 	return s, nil
 }
@@ -405,7 +322,7 @@ func expectKey(dec *json.Decoder, want string) error {
 		return err
 	}
 	if name != want {
-		return fmt.Errorf("%w: member %q where %q was expected", projections.ErrSnapshotLayout, name, want)
+		return fmt.Errorf("member %q where %q was expected", name, want)
 	}
 	return nil
 }

@@ -4,18 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/whistle-gov/whistle/adapters/dispatch"
-	"go.uber.org/zap"
 )
 
 // The dispatcher (log → whistle.dispatch.<assignee> and
-// whistle.notify.street.<street>), the queue view, and their routes:
+// whistle.notify.street.<street>), and the routes of the queues (the read
+// models' board seen by assignee) and notifications:
 // GET /v1/queues/{assignee} and GET /v1/notifications.
 func init() {
 	registerComponent(component{name: "dispatch", order: 30, start: startDispatch})
@@ -36,7 +35,12 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 	if err != nil {
 		return running{}, err
 	}
-	queues := dispatch.NewQueues(d.store, d.log.Named("queues"))
+	if d.readModels == nil {
+		return running{}, errors.New("the queue view is the read models' board: start the read models first")
+	}
+	// The queues are the case board seen by assignee: caught up with the
+	// read models, before whistled serves.
+	queues := d.readModels.Queues()
 	routes, err := dispatch.Routes(dispatch.HTTPConfig{
 		Queues: queues, Store: d.store, Conn: d.bus.nc, Directory: d.dir, Log: d.log.Named("queues"),
 	})
@@ -46,34 +50,17 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 	d.metrics.DispatchLag(d.metrics.Behind(disp.Published))
 	d.metrics.ProjectionLag("queues", d.metrics.Behind(queues.Position))
 	d.metrics.OverdueAssignments(func() float64 { return float64(queues.Overdue()) })
-	startHead, err := d.store.Head(ctx)
-	if err != nil {
-		return running{}, fmt.Errorf("log head: %w", err)
-	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		_ = disp.Run(runCtx)
 	}()
-	go func() {
-		defer wg.Done()
-		_ = queues.Run(runCtx)
-	}()
-	stop := func() {
+	return running{routes: routes, stop: func() {
 		cancel()
 		wg.Wait()
-	}
-	// The queue view is caught up with the log before whistled serves, so
-	// that a queue answers at once after a start, like a case does.
-	begin := time.Now()
-	if err := queues.WaitFor(ctx, startHead); err != nil {
-		stop()
-		return running{}, err
-	}
-	log.Info("queue view caught up", zap.Uint64("log_head", uint64(startHead)), zap.Duration("took", time.Since(begin)))
-	return running{routes: routes, stop: stop}, nil
+	}}, nil
 }
 
 // instanceName names this whistled for the dispatcher's lease: the same for

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// The read models (figures and case list), kept in step with the log and
+// The read models (figures, case list and queues), kept in step with the log and
 // saved under <data>/readmodels, and their routes: GET /v1/cases,
 // GET /v1/stats, and for auditors GET /v1/log and GET /v1/readmodels/snapshot.
 func init() {
@@ -56,5 +56,6 @@ func startReadModels(ctx context.Context, d *deps) (running, error) {
 	}
 	log.Info("read models caught up", zap.Uint64("from", from), zap.Uint64("log_head", uint64(startHead)),
 		zap.Duration("took", time.Since(begin)))
+	d.readModels = runner
 	return running{routes: routes, stop: stop}, nil
 }

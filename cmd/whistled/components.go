@@ -11,6 +11,7 @@ import (
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/metrics"
+	"github.com/whistle-gov/whistle/adapters/readmodel"
 	"github.com/whistle-gov/whistle/domain"
 	"go.uber.org/zap"
 )
@@ -26,6 +27,9 @@ type deps struct {
 	principals *config.Principals
 	// metrics: components export their gauges here (lag, overdue work).
 	metrics *metrics.Metrics
+	// readModels is set by the read models' component, which starts before
+	// the dispatch component that serves their queue view.
+	readModels *readmodel.Runner
 }
 
 // component is one part of whistled beside the command API: a read model, the
