@@ -203,7 +203,7 @@ func (b *Board) Get(caseID string) (CaseSummary, bool) {
 func (b *Board) apply(env domain.Envelope, e domain.Event) (*boardEntry, error) {
 	ent, err := b.applyEvent(env, e)
 	if err == nil {
-		if d := dayOf(env.OccurredAt); d > b.day {
+		if d := dayOf(env.OccurredAt, time.UTC); d > b.day {
 			b.day = d
 			b.retire()
 		}

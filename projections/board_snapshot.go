@@ -360,7 +360,7 @@ func (b *Board) restoreDay(day string) error {
 	if err != nil {
 		return fmt.Errorf("day %q: %v", day, err)
 	}
-	b.day = dayOf(t)
+	b.day = dayOf(t, time.UTC)
 	return nil
 }
 

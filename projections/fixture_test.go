@@ -342,7 +342,7 @@ func TestSimulationCoversEveryEventType(t *testing.T) {
 	}
 	days := map[int32]bool{}
 	for _, id := range w.ids {
-		days[dayOf(*w.cases[id].RaisedAt)] = true
+		days[dayOf(*w.cases[id].RaisedAt, time.UTC)] = true
 	}
 	if len(days) < 3 {
 		t.Errorf("cases were raised on %d days, want several", len(days))

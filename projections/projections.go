@@ -55,14 +55,20 @@ var (
 	ErrBadSnapshot = errors.New("projections: bad snapshot")
 )
 
-// dayLayout is how a UTC day is written in keys, snapshots and diffs.
+// dayLayout is how a day is written in keys, snapshots and diffs.
 const dayLayout = "2006-01-02"
 
 const secondsPerDay = 86400
 
-// dayOf returns the UTC day of t, counted from the Unix epoch.
-func dayOf(t time.Time) int32 {
-	s := t.Unix()
+// A day is a calendar date counted from 1970-01-01: the same number names
+// the same date in every time zone, and dayKey writes it the same way. Which
+// date an instant falls on depends on the zone (figures count days in the
+// calendar's zone; the board's retention in UTC).
+
+// dayOf returns the date of t in loc.
+func dayOf(t time.Time, loc *time.Location) int32 {
+	_, offset := t.In(loc).Zone()
+	s := t.Unix() + int64(offset)
 	d := s / secondsPerDay
 	if s%secondsPerDay < 0 {
 		d-- // floor, also before 1970
@@ -70,8 +76,15 @@ func dayOf(t time.Time) int32 {
 	return int32(d)
 }
 
-// dayStart returns the first instant of day d, UTC.
+// dayStart returns midnight UTC of day d: the date's first instant in UTC,
+// and how it is formatted.
 func dayStart(d int32) time.Time { return time.Unix(int64(d)*secondsPerDay, 0).UTC() }
+
+// dayStartIn returns the first instant of day d in loc.
+func dayStartIn(d int32, loc *time.Location) time.Time {
+	u := dayStart(d)
+	return time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, loc)
+}
 
 // dayKey writes day d as "2006-01-02".
 func dayKey(d int32) string { return dayStart(d).Format(dayLayout) }
@@ -82,7 +95,7 @@ func parseDayKey(s string) (int32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("day %q: %w", s, err)
 	}
-	return dayOf(t), nil
+	return dayOf(t, time.UTC), nil
 }
 
 // interner shares one copy of the strings that repeat across cases (streets,

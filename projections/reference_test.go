@@ -121,7 +121,7 @@ func (c *refCase) keys(dim string) []string {
 	case "urgency":
 		return []string{c.urgency}
 	case "day":
-		return []string{c.raised.Format("2006-01-02")}
+		return []string{c.raised.In(figuresZone).Format("2006-01-02")}
 	}
 	var involved []string
 	for _, a := range c.asgs {
@@ -139,12 +139,20 @@ func (c *refCase) keysOf(dim, assignee string) []string {
 	return c.keys(dim)
 }
 
-// refQuery computes the figures of the cases raised in the whole days
-// [from, to), grouped by dim.
+// figuresZone is the zone whose days the figures count: the default
+// calendar's (Asia/Shanghai), as NewStats(nil, nil) and the service use.
+var figuresZone = domain.DefaultCalendar().Location()
+
+// refQuery computes the figures of the cases raised in the whole days (of
+// figuresZone) [from, to), grouped by dim.
 func refQuery(cases map[string]*refCase, dim string, from, to time.Time, weights map[string]float64) map[string]*refAgg {
-	from = from.Truncate(24 * time.Hour)
-	if end := to.Truncate(24 * time.Hour); end.Before(to) {
-		to = end.Add(24 * time.Hour)
+	midnight := func(t time.Time) time.Time {
+		l := t.In(figuresZone)
+		return time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, figuresZone)
+	}
+	from = midnight(from)
+	if end := midnight(to); end.Before(to) {
+		to = end.AddDate(0, 0, 1)
 	}
 	out := map[string]*refAgg{}
 	get := func(k string) *refAgg {

@@ -136,7 +136,7 @@ func TestSnapshotStreamFields(t *testing.T) {
 		{asgSnap{}, []string{"assignee", "role", "made", "report_by", "resolve_by", "reported", "declined"}},
 		{closedSnap{}, []string{"case_id", "version", "day", "street", "community", "category", "urgency", "assignees"}},
 		{bucketSnap{}, []string{"dim", "key", "day", "counts", "report_seconds", "close_seconds"}},
-		{statsSnap{}, []string{"format", "position", "buckets", "open", "closed"}},
+		{statsSnap{}, []string{"format", "time_zone", "position", "buckets", "open", "closed"}},
 		{boardSnap{}, []string{"format", "position", "cases", "day", "retired"}},
 	} {
 		if got := names(tc.v); !slices.Equal(got, tc.want) {

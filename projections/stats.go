@@ -13,9 +13,10 @@ import (
 
 // Stats is the figures read model of DESIGN.md ("Figures (projections)").
 //
-// Every figure counts a case, and its assignments, in the cohort of the UTC
-// day the case was raised: an event of a case raised on 23 November updates
-// the buckets of 23 November whenever it happens. State is pre-aggregated in
+// Every figure counts a case, and its assignments, in the cohort of the day
+// the case was raised, in the time zone given to NewStats (the calendar's):
+// an event of a case raised on 23 November updates the buckets of 23
+// November whenever it happens. State is pre-aggregated in
 // day buckets keyed by (dimension, key, day) for the dimensions street,
 // community, category, urgency, day and assignee, and for two breakdowns
 // within a street: street × category and street × urgency (see QueryStreet),
@@ -80,6 +81,7 @@ import (
 type Stats struct {
 	mu        sync.RWMutex
 	weights   [numRatings]float64
+	days      *time.Location // whose days the cohorts are
 	series    [numDims]map[string]*series
 	open      map[string]*openCase
 	closed    map[string]closedCase
@@ -259,14 +261,19 @@ type profile struct {
 }
 
 // NewStats returns empty figures whose satisfaction rate weighs ratings by
-// weights (the directory's satisfaction_weights). Nil weights mean
-// DefaultSatisfactionWeights. Otherwise weights must give every rating a
-// weight between 0 and 1 and name nothing else.
-func NewStats(weights map[string]float64) (*Stats, error) {
+// weights (the directory's satisfaction_weights) and whose days are those
+// of the time zone days (the directory's calendar's). Nil weights mean
+// DefaultSatisfactionWeights, a nil zone the default calendar's
+// (Asia/Shanghai). Otherwise weights must give every rating a weight between
+// 0 and 1 and name nothing else.
+func NewStats(weights map[string]float64, days *time.Location) (*Stats, error) {
 	if weights == nil {
 		weights = DefaultSatisfactionWeights()
 	}
-	s := &Stats{}
+	if days == nil {
+		days = domain.DefaultCalendar().Location()
+	}
+	s := &Stats{days: days}
 	for i, r := range domain.Ratings() {
 		w, ok := weights[string(r)]
 		if !ok {
@@ -448,7 +455,7 @@ func (s *Stats) apply(env domain.Envelope, e domain.Event) error {
 
 // raise opens a case and counts it in its cohort.
 func (s *Stats) raise(id string, e domain.WhistleRaised, at time.Time) {
-	day := dayOf(at)
+	day := dayOf(at, s.days)
 	c := &openCase{version: 1, day: day, raisedAt: at, kind: e.Kind}
 	c.keys = s.caseKeys(e.Street, e.Community, e.Category, string(e.Urgency), dayKey(day))
 	for d := range numCaseDims {
@@ -619,8 +626,8 @@ func (s *Stats) applyClosed(env domain.Envelope, e domain.Event, cc closedCase) 
 }
 
 // Result is the answer to a stats query, in the JSON shape of DESIGN.md.
-// From and To are the window actually counted: whole UTC days; null when
-// unbounded.
+// From and To are the window actually counted: whole days of the figures'
+// time zone, written in it; null when unbounded.
 type Result struct {
 	GroupBy string     `json:"group_by"`
 	From    *time.Time `json:"from"`
@@ -659,7 +666,8 @@ type Group struct {
 // groupBy (one of GroupBys), one group per key that counted something in the
 // window and that filter accepts (nil accepts every key), sorted by key.
 //
-// Days are the finest window: the window holds every UTC day it touches,
+// Days are the finest window: the window holds every day (of the figures'
+// time zone) it touches,
 // whole (from is truncated to its day, to is rounded up to the next day
 // unless it is midnight), and Result says which days were counted. A zero
 // from or to leaves that side unbounded. The cost per key is at most two
@@ -671,7 +679,7 @@ func (s *Stats) Query(groupBy string, from, to time.Time, filter func(key string
 	if !ok {
 		return Result{}, fmt.Errorf("%w: unknown group_by %q (want one of %s)", ErrBadQuery, groupBy, strings.Join(GroupBys(), ", "))
 	}
-	res, lo, hi, err := window(groupBy, from, to)
+	res, lo, hi, err := s.window(groupBy, from, to)
 	if err != nil {
 		return Result{}, err
 	}
@@ -701,7 +709,7 @@ func (s *Stats) QueryStreet(street, groupBy string, from, to time.Time) (Result,
 	if !ok {
 		return Result{}, fmt.Errorf("%w: group_by %q is not kept within a street (want one of %s)", ErrBadQuery, groupBy, strings.Join(StreetGroupBys(), ", "))
 	}
-	res, lo, hi, err := window(groupBy, from, to)
+	res, lo, hi, err := s.window(groupBy, from, to)
 	if err != nil {
 		return Result{}, err
 	}
@@ -722,24 +730,24 @@ func (s *Stats) QueryStreet(street, groupBy string, from, to time.Time) (Result,
 type shownKey struct{ key, shown string }
 
 // window checks a query's window and returns an empty result for it, with
-// the days [lo, hi) it covers: every UTC day the window touches, whole.
-func window(groupBy string, from, to time.Time) (res Result, lo, hi int32, err error) {
+// the days [lo, hi) it covers: every day the window touches, whole.
+func (s *Stats) window(groupBy string, from, to time.Time) (res Result, lo, hi int32, err error) {
 	if !from.IsZero() && !to.IsZero() && from.After(to) {
 		return Result{}, 0, 0, fmt.Errorf("%w: from %s is after to %s", ErrBadQuery, from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	res = Result{GroupBy: groupBy, Groups: []Group{}}
 	lo, hi = int32(math.MinInt32), int32(math.MaxInt32)
 	if !from.IsZero() {
-		lo = dayOf(from)
-		t := dayStart(lo)
+		lo = dayOf(from, s.days)
+		t := dayStartIn(lo, s.days)
 		res.From = &t
 	}
 	if !to.IsZero() {
-		hi = dayOf(to)
-		if to.After(dayStart(hi)) {
+		hi = dayOf(to, s.days)
+		if to.After(dayStartIn(hi, s.days)) {
 			hi++
 		}
-		t := dayStart(hi)
+		t := dayStartIn(hi, s.days)
 		res.To = &t
 	}
 	return res, lo, hi, nil
@@ -791,7 +799,7 @@ func (s *Stats) QueryDays(groupBy, key string, from, to time.Time) (Result, erro
 	if !ok || d == dimDay {
 		return Result{}, fmt.Errorf("%w: group_by %q cannot be split by day (want one of street, community, category, urgency, assignee)", ErrBadQuery, groupBy)
 	}
-	res, lo, hi, err := window("day", from, to)
+	res, lo, hi, err := s.window("day", from, to)
 	if err != nil {
 		return Result{}, err
 	}

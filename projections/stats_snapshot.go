@@ -21,18 +21,25 @@ import (
 // forgotten counted in them. It is refused (ErrBadSnapshot), so that its
 // owner folds the log again from the start, which builds them (the read
 // model runner does this with any snapshot it cannot use).
-const statsFormat = "whistle-stats/2"
+//
+// Format 3 counts days in the calendar's time zone, which it names
+// (time_zone); format 2 counted UTC days. Only a fold of the log can move
+// cases to other days, so a snapshot of format 2, or of another zone, is
+// refused likewise.
+const statsFormat = "whistle-stats/3"
 
 // statsFormatsBefore are the formats statsFormat replaced, with why they
 // cannot be restored, for the error that refuses them.
 var statsFormatsBefore = map[string]string{
 	"whistle-stats/1": "it predates the street_category and street_urgency buckets, which only a fold of the log from the start can build",
+	"whistle-stats/2": "it counts UTC days, not the calendar's, and only a fold of the log from the start can move cases to their days",
 }
 
 // statsSnap is the whole state of Stats in a canonical order: equal states
 // encode to equal bytes.
 type statsSnap struct {
 	Format   string       `json:"format"`
+	TimeZone string       `json:"time_zone"`
 	Position uint64       `json:"position"`
 	Buckets  []bucketSnap `json:"buckets"`
 	Open     []openSnap   `json:"open"`
@@ -129,7 +136,7 @@ func (s *Stats) ReadSnapshot(dec *json.Decoder, step func()) error {
 
 // empty returns empty figures with s's weights, to restore into.
 func (s *Stats) empty() *Stats {
-	fresh := &Stats{weights: s.weights}
+	fresh := &Stats{weights: s.weights, days: s.days}
 	fresh.reset()
 	return fresh
 }
@@ -147,15 +154,22 @@ func (s *Stats) readSnapshot(r *snapReader) error {
 		if err := r.open(); err != nil {
 			return err
 		}
-		var format string
+		var format, zone string
 		if err := r.member("format", &format); err != nil {
+			return err
+		}
+		// Refused before the members an older format lacks are looked for.
+		if err := checkStatsFormat(format); err != nil {
+			return err
+		}
+		if err := r.member("time_zone", &zone); err != nil {
 			return err
 		}
 		var pos uint64
 		if err := r.member("position", &pos); err != nil {
 			return err
 		}
-		if err := s.restoreHead(format, pos); err != nil {
+		if err := s.restoreHead(format, zone, pos); err != nil {
 			return err
 		}
 		if err := r.array("buckets", func(dec *json.Decoder) error {
@@ -206,6 +220,8 @@ func (s *Stats) WriteSnapshot(w io.Writer) error {
 	e := newSnapWriter(w)
 	e.raw(`{"format":`)
 	e.str(statsFormat)
+	e.raw(`,"time_zone":`)
+	e.str(s.days.String())
 	e.raw(`,"position":`)
 	e.uint(s.pos)
 	e.raw(`,"buckets":[`)
@@ -456,7 +472,7 @@ func timeOr(t *time.Time) time.Time {
 func (s *Stats) snapshot() *statsSnap {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	snap := &statsSnap{Format: statsFormat, Position: s.pos, Buckets: []bucketSnap{}, Open: []openSnap{}, Closed: []closedSnap{}}
+	snap := &statsSnap{Format: statsFormat, TimeZone: s.days.String(), Position: s.pos, Buckets: []bucketSnap{}, Open: []openSnap{}, Closed: []closedSnap{}}
 	for d := range numDims {
 		keys := make([]string, 0, len(s.series[d]))
 		for k := range s.series[d] {
@@ -532,12 +548,24 @@ func sortedEntries[V any](m map[string]V) []keyed[V] {
 // restoreBucket for every bucket, restoreTrees, restoreOpen for every open
 // case, restoreClosed for every closed one.
 
-func (s *Stats) restoreHead(format string, pos uint64) error {
+// checkStatsFormat refuses a snapshot of another format, saying why an
+// older one cannot be restored.
+func checkStatsFormat(format string) error {
 	if why, ok := statsFormatsBefore[format]; ok {
 		return fmt.Errorf("format %q, want %q: %s", format, statsFormat, why)
 	}
 	if format != statsFormat {
 		return fmt.Errorf("format %q, want %q", format, statsFormat)
+	}
+	return nil
+}
+
+func (s *Stats) restoreHead(format, zone string, pos uint64) error {
+	if err := checkStatsFormat(format); err != nil {
+		return err
+	}
+	if zone != s.days.String() {
+		return fmt.Errorf("days counted in time zone %q, these figures count them in %q: only a fold of the log can move cases to other days", zone, s.days)
 	}
 	s.pos = pos
 	return nil
@@ -602,7 +630,7 @@ func (s *Stats) restoreOpen(o *openSnap) error {
 	if _, dup := s.open[o.CaseID]; dup || o.Version == 0 {
 		return fmt.Errorf("open case %s appears twice or has version 0", o.CaseID)
 	}
-	day := dayOf(o.RaisedAt)
+	day := dayOf(o.RaisedAt, s.days)
 	c := &openCase{version: o.Version, day: day, raisedAt: o.RaisedAt.UTC(), kind: domain.Kind(s.strs.get(string(o.Kind)))}
 	c.keys = s.caseKeys(o.Street, o.Community, o.Category, o.Urgency, dayKey(day))
 	var err error

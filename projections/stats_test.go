@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ import (
 
 func newStats(t testing.TB) *Stats {
 	t.Helper()
-	s, err := NewStats(nil)
+	s, err := NewStats(nil, figuresZone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,9 +385,10 @@ func toFloat(v any) float64 {
 
 func TestQueryWindowIsWholeDays(t *testing.T) {
 	w := newWorld(t, 1)
-	w.raise("longqiao", "wanhui", "manhole-cover", domain.UrgencyRoutine) // 08:00 on the 23rd
+	w.raise("longqiao", "wanhui", "manhole-cover", domain.UrgencyRoutine) // 08:00 UTC on the 23rd, 16:00 in Shanghai
 	s := statsOf(t, w)
-	// From noon to noon touches the 23rd and the 24th, whole.
+	// From noon to noon UTC (20:00 to 20:00 in Shanghai) touches the 23rd
+	// and the 24th of the figures' zone, whole.
 	res, err := s.Query("street", t0.Add(4*time.Hour), t0.Add(28*time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -394,14 +396,14 @@ func TestQueryWindowIsWholeDays(t *testing.T) {
 	if len(res.Groups) != 1 || res.Groups[0].Raised != 1 {
 		t.Fatalf("groups %+v, want the case of the 23rd", res.Groups)
 	}
-	if want := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC); !res.From.Equal(want) {
+	if want := time.Date(2026, 11, 23, 0, 0, 0, 0, figuresZone); !res.From.Equal(want) {
 		t.Errorf("from %s, want %s", res.From, want)
 	}
-	if want := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC); !res.To.Equal(want) {
+	if want := time.Date(2026, 11, 25, 0, 0, 0, 0, figuresZone); !res.To.Equal(want) {
 		t.Errorf("to %s, want %s", res.To, want)
 	}
 	// A window ending at midnight of the 23rd holds nothing of the 23rd.
-	res, _ = s.Query("street", t0.Add(-32*time.Hour), time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), nil)
+	res, _ = s.Query("street", t0.Add(-32*time.Hour), time.Date(2026, 11, 23, 0, 0, 0, 0, figuresZone), nil)
 	if len(res.Groups) != 0 {
 		t.Errorf("groups %+v, want none before the 23rd", res.Groups)
 	}
@@ -461,11 +463,11 @@ func TestNewStatsValidatesWeights(t *testing.T) {
 		{"satisfied": 1, "basically_satisfied": 1.5, "unsatisfied": 0},
 		{"satisfied": 1, "basically_satisfied": 0.9, "unsatisfied": 0, "delighted": 1},
 	} {
-		if _, err := NewStats(bad); err == nil {
+		if _, err := NewStats(bad, nil); err == nil {
 			t.Errorf("weights %v accepted", bad)
 		}
 	}
-	s, err := NewStats(map[string]float64{"satisfied": 1, "basically_satisfied": 0.5, "unsatisfied": 0})
+	s, err := NewStats(map[string]float64{"satisfied": 1, "basically_satisfied": 0.5, "unsatisfied": 0}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -877,11 +879,11 @@ func TestQueryDaysSplitsOneKeyByDay(t *testing.T) {
 			}
 			var raised, closed, assignments int64
 			for _, day := range days.Groups {
-				start, err := time.Parse("2006-01-02", day.Key)
+				start, err := time.ParseInLocation("2006-01-02", day.Key, figuresZone)
 				if err != nil {
 					t.Fatalf("day key %q: %v", day.Key, err)
 				}
-				one, err := s.Query(g, start, start.Add(24*time.Hour), func(k string) bool { return k == total.Key })
+				one, err := s.Query(g, start, start.AddDate(0, 0, 1), func(k string) bool { return k == total.Key })
 				if err != nil || len(one.Groups) != 1 {
 					t.Fatalf("%s %s on %s: %v, %d groups", g, total.Key, day.Key, err, len(one.Groups))
 				}
@@ -906,5 +908,80 @@ func TestQueryDaysSplitsOneKeyByDay(t *testing.T) {
 	none, err := s.QueryDays("street", "nowhere", time.Time{}, time.Time{})
 	if err != nil || len(none.Groups) != 0 {
 		t.Fatalf("unknown key: %v, %d groups", err, len(none.Groups))
+	}
+}
+
+// TestDaysAreTheCalendarsDays: a case raised at 17:00 UTC on 1 December is
+// raised at 01:00 on the 2nd in Shanghai, and counts on the 2nd; figures
+// counted in UTC would put it on the 1st.
+func TestDaysAreTheCalendarsDays(t *testing.T) {
+	w := newWorld(t, 1)
+	w.now = time.Date(2026, 12, 1, 17, 0, 0, 0, time.UTC)
+	w.raise("longqiao", "wanhui", "manhole-cover", domain.UrgencyRoutine)
+	for _, tc := range []struct {
+		zone *time.Location
+		day  string
+	}{{figuresZone, "2026-12-02"}, {time.UTC, "2026-12-01"}} {
+		s, err := NewStats(nil, tc.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range w.commits {
+			if err := s.ApplyCommit(c.pos, c.events, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		byDay, err := s.Query("day", time.Time{}, time.Time{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(byDay.Groups) != 1 || byDay.Groups[0].Key != tc.day || byDay.Groups[0].Raised != 1 {
+			t.Errorf("%s: by day %+v, want one case on %s", tc.zone, byDay.Groups, tc.day)
+		}
+		// A window of that day, given as the day's midnight in the zone, holds it.
+		from, _ := time.ParseInLocation(time.DateOnly, tc.day, tc.zone)
+		one, err := s.Query("street", from, from.AddDate(0, 0, 1), nil)
+		if err != nil || len(one.Groups) != 1 || one.Groups[0].Raised != 1 {
+			t.Errorf("%s: the window of %s holds %+v, %v", tc.zone, tc.day, one.Groups, err)
+		}
+		if !one.From.Equal(from) || one.From.Location() != tc.zone {
+			t.Errorf("%s: from %s, want %s", tc.zone, one.From, from)
+		}
+	}
+}
+
+// A snapshot counts days in one zone: figures of another zone, or of format
+// 2 (UTC days), refuse it, and their owner folds the log again.
+func TestSnapshotOfAnotherZoneIsRefused(t *testing.T) {
+	w := simulate(t, 3, 60)
+	s := statsOf(t, w)
+	snap, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc, err := NewStats(nil, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"another zone": snap,
+		"format 2":     []byte(strings.Replace(string(snap), statsFormat, "whistle-stats/2", 1)),
+	} {
+		for how, restore := range map[string]func([]byte) error{
+			"whole":    utc.UnmarshalBinary,
+			"streamed": func(b []byte) error { return utc.ReadSnapshot(json.NewDecoder(bytes.NewReader(b)), nil) },
+		} {
+			err := restore(data)
+			if !errors.Is(err, ErrBadSnapshot) || !strings.Contains(err.Error(), "UTC") {
+				t.Errorf("%s, %s: %v; want ErrBadSnapshot naming UTC", name, how, err)
+			}
+		}
+	}
+	if utc.Position() != 0 {
+		t.Errorf("a refused snapshot moved the figures to position %d", utc.Position())
+	}
+	same := newStats(t)
+	if err := same.UnmarshalBinary(snap); err != nil || same.Position() != s.Position() {
+		t.Errorf("the same zone restores: %v at %d", err, same.Position())
 	}
 }

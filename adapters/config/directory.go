@@ -51,13 +51,9 @@ func ParseDirectory(file string, data []byte) (*domain.Directory, error) {
 	if err != nil {
 		return nil, err
 	}
-	zone := domain.DefaultTimeZone
-	if dir.Calendar != nil && dir.Calendar.TimeZone != "" {
-		zone = dir.Calendar.TimeZone
-	}
-	loc, err := time.LoadLocation(zone)
+	loc, err := calendarZone(&dir)
 	if err != nil {
-		return nil, doc.errorf("$.calendar.time_zone", err, "unknown time zone %q (want an IANA name such as %q)", zone, domain.DefaultTimeZone)
+		return nil, doc.errorf("$.calendar.time_zone", err, "%v", err)
 	}
 	if err := dir.ValidateIn(loc); err != nil {
 		var de *domain.DirectoryError
@@ -99,4 +95,28 @@ func checkRepeats(doc *document, dir *domain.Directory) error {
 		}
 	}
 	return nil
+}
+
+// calendarZone loads the time zone the directory's calendar names.
+func calendarZone(dir *domain.Directory) (*time.Location, error) {
+	zone := domain.DefaultTimeZone
+	if dir.Calendar != nil && dir.Calendar.TimeZone != "" {
+		zone = dir.Calendar.TimeZone
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q (want an IANA name such as %q)", zone, domain.DefaultTimeZone)
+	}
+	return loc, nil
+}
+
+// ValidateDirectory validates a directory decoded elsewhere (a client that
+// read GET /v1/directory), loading its calendar's time zone as LoadDirectory
+// does. The error is a *domain.DirectoryError when the directory is wrong.
+func ValidateDirectory(dir *domain.Directory) error {
+	loc, err := calendarZone(dir)
+	if err != nil {
+		return &domain.DirectoryError{Path: "$.calendar.time_zone", Problem: err.Error()}
+	}
+	return dir.ValidateIn(loc)
 }

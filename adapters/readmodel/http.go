@@ -260,12 +260,13 @@ func communityKnown(dir *domain.Directory, street, community string) bool {
 }
 
 // parseTime reads a window bound or as_of: an RFC 3339 time, or a day
-// (2006-01-02, midnight UTC).
-func parseTime(s string) (time.Time, error) {
+// (2006-01-02: its midnight in days, the calendar's time zone, whose days
+// the figures count).
+func parseTime(s string, days *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t, nil
 	}
-	return time.Parse(time.DateOnly, s)
+	return time.ParseInLocation(time.DateOnly, s, days)
 }
 
 // stats answers the figures. Scope: an auditor sees every group; a street
@@ -311,7 +312,7 @@ func (h *handlers) stats(w http.ResponseWriter, r *http.Request) {
 		if s == "" {
 			continue
 		}
-		t, err := parseTime(s)
+		t, err := parseTime(s, h.cfg.Directory.WorkCalendar().Location())
 		if err != nil {
 			invalid(w, b.field, "%s is an RFC 3339 time such as 2026-11-23T09:00:00Z or a day such as 2026-11-23, got %q", b.field, s)
 			return

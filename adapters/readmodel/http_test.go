@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
@@ -170,6 +171,44 @@ func TestStreetFiguresByCategoryAndUrgency(t *testing.T) {
 			if !strings.Contains(e.Error.Message, s) {
 				t.Errorf("%s: message %q does not say %q", tc.name, e.Error.Message, s)
 			}
+		}
+	}
+}
+
+// TestStatsDaysAreTheCalendarsDays: figures by day, and from/to given as
+// days, are in the calendar's time zone (Asia/Shanghai by default): a case
+// raised at 17:00 UTC on 1 December, 01:00 on the 2nd in Shanghai, counts
+// on the 2nd.
+func TestStatsDaysAreTheCalendarsDays(t *testing.T) {
+	raisedAt := time.Date(2026, 12, 1, 17, 0, 0, 0, time.UTC)
+	env := testenv.Start(t, testenv.Options{Now: func() time.Time { return raisedAt }})
+	env.Raise(t, "river-pollution", "routine")
+	api := statsAPI(t, env)
+
+	var byDay projections.Result
+	if code := get(t, api, "/v1/stats?group_by=day", "auditor:auditor", &byDay); code != http.StatusOK {
+		t.Fatalf("group_by=day: %d", code)
+	}
+	if got := groupsOf(byDay); !sameGroups(got, map[string]counted{"2026-12-02": {1, 0, 2}}) {
+		t.Errorf("by day %v, want the case on 2026-12-02", got)
+	}
+	for _, tc := range []struct {
+		window string
+		want   map[string]counted
+	}{
+		{"from=2026-12-02&to=2026-12-03", map[string]counted{"longqiao": {1, 0, 2}}},
+		{"from=2026-12-01&to=2026-12-02", map[string]counted{}},
+	} {
+		var res projections.Result
+		if code := get(t, api, "/v1/stats?group_by=street&"+tc.window, "auditor:auditor", &res); code != http.StatusOK {
+			t.Fatalf("%s: %d", tc.window, code)
+		}
+		if got := groupsOf(res); !sameGroups(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.window, got, tc.want)
+		}
+		from, _ := time.Parse(time.RFC3339, tc.window[5:15]+"T00:00:00+08:00")
+		if res.From == nil || !res.From.Equal(from) {
+			t.Errorf("%s: from %v, want midnight in Shanghai, %s", tc.window, res.From, from)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/whistle-gov/whistle/adapters/eventcodec"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
@@ -86,16 +87,20 @@ type Models struct {
 	Board     *projections.Board
 	directory string             // the directory version the state was folded under
 	weights   map[string]float64 // configuration of Stats, not state
+	days      *time.Location     // the zone of the figures' days, configuration too
 }
 
-// NewModels returns empty read models for dir: the satisfaction rate weighs
-// ratings by its satisfaction_weights, and snapshots carry its version.
+// NewModels returns empty read models for dir, which must be validated: the
+// satisfaction rate weighs ratings by its satisfaction_weights, figures
+// count the days of its calendar's time zone, and snapshots carry its
+// version.
 func NewModels(dir *domain.Directory) (*Models, error) {
-	stats, err := projections.NewStats(dir.SatisfactionWeights)
+	days := dir.WorkCalendar().Location()
+	stats, err := projections.NewStats(dir.SatisfactionWeights, days)
 	if err != nil {
 		return nil, fmt.Errorf("readmodel: directory %s: %w", dir.Version, err)
 	}
-	return &Models{Stats: stats, Board: projections.NewBoard(), directory: dir.Version, weights: dir.SatisfactionWeights}, nil
+	return &Models{Stats: stats, Board: projections.NewBoard(), directory: dir.Version, weights: dir.SatisfactionWeights, days: days}, nil
 }
 
 // ApplyCommit folds one commit into every model. A model that refuses the

@@ -249,6 +249,7 @@ func TestUnusableSnapshotRebuildsFromZero(t *testing.T) {
 		dir  *domain.Directory
 	}{
 		{"figures of the format before the breakdowns within a street", statsFormat1(t, env.Dir, good), env.Dir},
+		{"figures of UTC days (the format before the calendar's days)", statsFormat2(t, env.Dir, good), env.Dir},
 		{"torn", good[:len(good)/2], env.Dir},
 		{"altered", flipped, env.Dir},
 		{"not JSON", []byte("\x00\x01garbage"), env.Dir},
@@ -321,6 +322,36 @@ func statsFormat1(t *testing.T, dir *domain.Directory, good []byte) []byte {
 	}
 	stats["format"], _ = json.Marshal("whistle-stats/1")
 	stats["buckets"], _ = json.Marshal(kept)
+	delete(stats, "time_zone") // format 3 named it; formats 1 and 2 counted UTC days
+	return rewriteStats(t, dir, file, stats, "whistle-stats/1")
+}
+
+// statsFormat2 rewrites a snapshot file as the code before figures counted
+// the calendar's days wrote it: figures of format whistle-stats/2, of UTC
+// days, without a time_zone.
+func statsFormat2(t *testing.T, dir *domain.Directory, good []byte) []byte {
+	t.Helper()
+	var file map[string]json.RawMessage
+	if err := json.Unmarshal(good, &file); err != nil {
+		t.Fatal(err)
+	}
+	var stats map[string]json.RawMessage
+	if err := json.Unmarshal(file["stats"], &stats); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stats["time_zone"]; !ok {
+		t.Fatal("test setup: the snapshot's figures name no time zone")
+	}
+	stats["format"], _ = json.Marshal("whistle-stats/2")
+	delete(stats, "time_zone")
+	return rewriteStats(t, dir, file, stats, "whistle-stats/2")
+}
+
+// rewriteStats puts figures rewritten as an older format into a snapshot
+// file, checksum and all in order, and checks that it is refused for that
+// format.
+func rewriteStats(t *testing.T, dir *domain.Directory, file, stats map[string]json.RawMessage, format string) []byte {
+	t.Helper()
 	file["stats"] = inOrder(t, stats, "format", "position", "buckets", "open", "closed")
 	var directory string
 	if err := json.Unmarshal(file["directory"], &directory); err != nil {
@@ -333,8 +364,8 @@ func statsFormat1(t *testing.T, dir *domain.Directory, good []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Unmarshal(out); !errors.Is(err, projections.ErrBadSnapshot) || !strings.Contains(err.Error(), `format "whistle-stats/1"`) {
-		t.Fatalf("test setup: a format 1 snapshot is refused with %v, want its format named", err)
+	if _, err := m.Unmarshal(out); !errors.Is(err, projections.ErrBadSnapshot) || !strings.Contains(err.Error(), `format "`+format+`"`) {
+		t.Fatalf("test setup: a %s snapshot is refused with %v, want its format named", format, err)
 	}
 	return out
 }

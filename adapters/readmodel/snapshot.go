@@ -203,7 +203,7 @@ func (m *Models) ReadSnapshot(r io.Reader) (uint64, error) {
 func (m *Models) readSnapshotStream(r io.Reader) (uint64, *spanReader, error) {
 	sr := &spanReader{r: r}
 	dec := json.NewDecoder(sr)
-	stats, err := projections.NewStats(m.weights)
+	stats, err := projections.NewStats(m.weights, m.days)
 	if err != nil {
 		return 0, sr, err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/config"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
 	"github.com/whistle-gov/whistle/domain"
 )
@@ -29,6 +30,11 @@ func replay(ctx context.Context, c *client, args []string, out io.Writer) error 
 	}
 	var dir domain.Directory
 	if err := c.call(ctx, "GET", "/v1/directory", nil, &dir); err != nil {
+		return fmt.Errorf("replay: directory: %w", err)
+	}
+	// The figures count the days of the directory's calendar, which only a
+	// validated directory has.
+	if err := config.ValidateDirectory(&dir); err != nil {
 		return fmt.Errorf("replay: directory: %w", err)
 	}
 	// The live models first: their position says how far to replay, so that
