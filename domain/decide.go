@@ -17,6 +17,9 @@ var (
 	ErrNotYours = errors.New("not yours")
 	// ErrNoCase: the case has not been raised.
 	ErrNoCase = errors.New("no such case")
+	// ErrNotFound: something a read names other than a case (a department,
+	// a unit) does not exist.
+	ErrNotFound = errors.New("not found")
 )
 
 // Refusal is why a command was refused. Field names the offending field of

@@ -4,9 +4,9 @@
 // browser's session storage and sent as a bearer header, never in a URL) and
 // talks to the same HTTP API as every other client.
 //
-// Routes: GET / (the page, in Chinese or English from Accept-Language),
-// GET /ui/{asset} (its script, style sheet and icon) and GET /v1/me (who the
-// bearer token belongs to).
+// It serves GET / (the page, in Chinese or English from Accept-Language)
+// and GET /ui/{asset} (its script, style sheet and icon); the HTTP API
+// registers them, beside GET /v1/me (who the bearer token belongs to).
 package dashboard
 
 import (
@@ -19,8 +19,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/whistle-gov/whistle/adapters/httpapi"
 )
 
 //go:embed static
@@ -44,12 +42,6 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 
 // Languages the page speaks; the first is the default.
 var Languages = []string{"zh", "en"}
-
-// Me is the body of GET /v1/me.
-type Me struct {
-	Role string `json:"role"`
-	ID   string `json:"id"`
-}
 
 // Dashboard serves the embedded page and assets.
 type Dashboard struct {
@@ -101,14 +93,6 @@ func (d *Dashboard) Assets() []string {
 	return out
 }
 
-// Routes registers GET /, GET /ui/{asset} and GET /v1/me; it fits
-// httpapi.Config.Extra.
-func (d *Dashboard) Routes(mux *http.ServeMux, api *httpapi.API) {
-	mux.HandleFunc("GET /{$}", d.page)
-	mux.HandleFunc("GET /ui/{asset...}", d.asset)
-	mux.HandleFunc("GET /v1/me", api.Authed(me))
-}
-
 func securityHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", ContentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -116,7 +100,9 @@ func securityHeaders(h http.Header) {
 	h.Set("X-Frame-Options", "DENY")
 }
 
-func (d *Dashboard) page(w http.ResponseWriter, r *http.Request) {
+// ServePage answers GET /: the page, in the language Accept-Language asks
+// for.
+func (d *Dashboard) ServePage(w http.ResponseWriter, r *http.Request) {
 	lang := PickLanguage(r.Header.Get("Accept-Language"))
 	h := w.Header()
 	securityHeaders(h)
@@ -127,11 +113,12 @@ func (d *Dashboard) page(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(d.pages[lang])
 }
 
-func (d *Dashboard) asset(w http.ResponseWriter, r *http.Request) {
+// ServeAsset answers GET /ui/{asset}; it writes nothing and returns false
+// when there is no such asset.
+func (d *Dashboard) ServeAsset(w http.ResponseWriter, r *http.Request) bool {
 	b, ok := d.assets[r.URL.Path]
 	if !ok {
-		httpapi.WriteError(w, http.StatusNotFound, "not_found", "no dashboard asset "+r.URL.Path, "")
-		return
+		return false
 	}
 	h := w.Header()
 	securityHeaders(h)
@@ -139,12 +126,7 @@ func (d *Dashboard) asset(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	_, _ = w.Write(b)
-}
-
-func me(w http.ResponseWriter, r *http.Request) {
-	a := httpapi.ActorOf(r)
-	w.Header().Set("Cache-Control", "no-store")
-	httpapi.WriteJSON(w, http.StatusOK, Me{Role: string(a.Role), ID: a.ID})
+	return true
 }
 
 // PickLanguage chooses among Languages from an Accept-Language header: the

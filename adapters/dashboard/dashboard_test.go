@@ -31,9 +31,9 @@ func newServer(t *testing.T) (*httptest.Server, *dashboard.Dashboard) {
 		t.Fatal(err)
 	}
 	api := httpapi.New(httpapi.Config{
-		Auth:  tokens{"street-token": {Role: domain.ActorStreet, ID: "longqiao"}, "dept-token": {Role: domain.ActorDepartment, ID: "ecology-bureau"}},
-		Log:   zap.NewNop(),
-		Extra: []func(*http.ServeMux, *httpapi.API){d.Routes},
+		Auth:      tokens{"street-token": {Role: domain.ActorStreet, ID: "longqiao"}, "dept-token": {Role: domain.ActorDepartment, ID: "ecology-bureau"}},
+		Log:       zap.NewNop(),
+		Dashboard: d,
 	})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
@@ -191,12 +191,12 @@ func TestPageLanguageFollowsAcceptLanguage(t *testing.T) {
 
 func TestMeNamesTheTokensPrincipal(t *testing.T) {
 	srv, _ := newServer(t)
-	for tok, want := range map[string]dashboard.Me{
+	for tok, want := range map[string]httpapi.Me{
 		"street-token": {Role: "street", ID: "longqiao"},
 		"dept-token":   {Role: "department", ID: "ecology-bureau"},
 	} {
 		resp, body := get(t, srv.URL+"/v1/me", "Authorization", "Bearer "+tok)
-		var got dashboard.Me
+		var got httpapi.Me
 		if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &got) != nil || got != want {
 			t.Errorf("GET /v1/me with %s: %d %s, want %+v", tok, resp.StatusCode, body, want)
 		}

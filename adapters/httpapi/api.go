@@ -1,6 +1,11 @@
-// Package httpapi is whistle's HTTP API (v1): commands for streets and
-// assignees, case reads for those involved and auditors, health and
-// readiness. Shapes and statuses follow DESIGN.md; they are a contract.
+// Package httpapi is whistle's HTTP API (v1), every route of it: commands
+// for streets and assignees, case reads, the read models (case list,
+// figures, the log and the snapshot for auditors), queues and notifications
+// as JSON or event streams, the dashboard's page and assets, metrics,
+// health and readiness. Who may read what is decided by the domain's read
+// policy (domain.AuthorizeCaseRead, ScopeFigures, ...); the read side is
+// reached through small interfaces (ReadModels, QueueView, DispatchFeed,
+// Dashboard). Shapes and statuses follow DESIGN.md; they are a contract.
 package httpapi
 
 import (
@@ -10,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -28,7 +34,9 @@ type Authenticator interface {
 	Authenticate(token string) (domain.Actor, bool)
 }
 
-// Config wires the API to the rest of the service.
+// Config wires the API to the rest of the service. The read side (read
+// models, queues, the dispatch feed, the dashboard, metrics) is optional:
+// a nil one leaves its routes out.
 type Config struct {
 	Handler   *casehandler.Handler
 	Store     eventstore.Store
@@ -40,11 +48,32 @@ type Config struct {
 	Log        *zap.Logger
 	// Ready reports whether the store and the bus can serve; nil means ready.
 	Ready func(ctx context.Context) error
-	// Extra registers more routes (read models, queues, metrics, dashboard)
-	// on the same mux, with the same authentication helpers.
-	Extra []func(mux *http.ServeMux, api *API)
 	// Observer, when set, is told of every request served.
 	Observer Observer
+
+	// ReadModels serves GET /v1/cases, /v1/stats, /v1/log and
+	// /v1/readmodels/snapshot.
+	ReadModels ReadModels
+	// PositionWait is how long a read with ?position= waits for the read
+	// models to reach it before answering 503 (default 2 s).
+	PositionWait time.Duration
+
+	// Queues and Feed serve GET /v1/queues/{assignee} (both) and GET
+	// /v1/notifications (Feed).
+	Queues QueueView
+	Feed   DispatchFeed
+	// Heartbeat is how often a quiet event stream sends a comment line;
+	// default DefaultHeartbeat.
+	Heartbeat time.Duration
+	// CatchUpTimeout bounds how long a queue read waits for the view to
+	// reach the log's head before answering 503; default 5 s.
+	CatchUpTimeout time.Duration
+
+	// Dashboard serves GET / and GET /ui/{asset}; GET /v1/me comes with it.
+	Dashboard Dashboard
+	// Metrics serves GET /metrics; Pprof adds Go's profiles on /debug/pprof/.
+	Metrics http.Handler
+	Pprof   bool
 }
 
 // Observer is told of every request, for metrics: route is the matched
@@ -62,6 +91,15 @@ type API struct {
 
 // New builds the API's routes.
 func New(cfg Config) *API {
+	if cfg.PositionWait <= 0 {
+		cfg.PositionWait = 2 * time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.CatchUpTimeout <= 0 {
+		cfg.CatchUpTimeout = 5 * time.Second
+	}
 	a := &API{cfg: cfg, mux: http.NewServeMux()}
 	a.mux.HandleFunc("POST /v1/whistles", a.authed(a.raise))
 	a.mux.HandleFunc("GET /v1/cases/{id}", a.authed(a.getCase))
@@ -74,13 +112,63 @@ func New(cfg Config) *API {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	a.mux.HandleFunc("GET /readyz", a.readyz)
-	for _, register := range cfg.Extra {
-		register(a.mux, a)
+	if cfg.ReadModels != nil {
+		a.mux.HandleFunc("GET /v1/cases", a.authed(a.listCases))
+		a.mux.HandleFunc("GET /v1/stats", a.authed(a.stats))
+		a.mux.HandleFunc("GET /v1/log", a.authed(a.logPage))
+		a.mux.HandleFunc("GET /v1/readmodels/snapshot", a.authed(a.snapshot))
+	}
+	if cfg.Queues != nil && cfg.Feed != nil {
+		a.mux.HandleFunc("GET /v1/queues/{assignee}", a.authed(a.queue))
+	}
+	if cfg.Feed != nil {
+		a.mux.HandleFunc("GET /v1/notifications", a.authed(a.notifications))
+	}
+	if cfg.Dashboard != nil {
+		a.mux.HandleFunc("GET /{$}", cfg.Dashboard.ServePage)
+		a.mux.HandleFunc("GET /ui/{asset...}", func(w http.ResponseWriter, r *http.Request) {
+			if !cfg.Dashboard.ServeAsset(w, r) {
+				writeError(w, http.StatusNotFound, "not_found", "no dashboard asset "+r.URL.Path, "")
+			}
+		})
+		a.mux.HandleFunc("GET /v1/me", a.authed(me))
+	}
+	if cfg.Metrics != nil {
+		// Open to anyone like /healthz: it names routes and counts, no case data.
+		a.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Pprof {
+		a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		a.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, "")
 	})
 	return a
+}
+
+// Dashboard serves the web page and its embedded assets
+// (dashboard.Dashboard).
+type Dashboard interface {
+	// ServePage answers GET /.
+	ServePage(w http.ResponseWriter, r *http.Request)
+	// ServeAsset answers GET /ui/{asset}; false when there is no such
+	// asset, having written nothing.
+	ServeAsset(w http.ResponseWriter, r *http.Request) bool
+}
+
+// Me is the body of GET /v1/me: who the bearer token belongs to.
+type Me struct {
+	Role string `json:"role"`
+	ID   string `json:"id"`
+}
+
+func me(w http.ResponseWriter, r *http.Request) {
+	a := actorOf(r)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, Me{Role: string(a.Role), ID: a.ID})
 }
 
 // ServeHTTP logs every request with its route, status and duration.
@@ -97,12 +185,6 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		zap.Int("status", rec.status), zap.Duration("duration", took))
 }
 
-// Log returns the API's logger, for routes registered through Extra.
-func (a *API) Log() *zap.Logger { return a.cfg.Log }
-
-// Directory returns the routing directory.
-func (a *API) Directory() *domain.Directory { return a.cfg.Directory }
-
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -118,10 +200,8 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 type actorKey struct{}
 
-// Authed wraps a handler so that it runs only for a valid bearer token, with
-// the principal in the request's context (see ActorOf).
-func (a *API) Authed(next http.HandlerFunc) http.HandlerFunc { return a.authed(next) }
-
+// authed wraps a handler so that it runs only for a valid bearer token, with
+// the principal in the request's context (see actorOf).
 func (a *API) authed(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -140,8 +220,8 @@ func (a *API) authed(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// ActorOf returns the authenticated principal of a request served by Authed.
-func ActorOf(r *http.Request) domain.Actor {
+// actorOf returns the authenticated principal of a request served by authed.
+func actorOf(r *http.Request) domain.Actor {
 	actor, _ := r.Context().Value(actorKey{}).(domain.Actor)
 	return actor
 }
@@ -170,17 +250,10 @@ type ErrorDetail struct {
 	Field   string `json:"field,omitempty"`
 }
 
-// WriteError writes the error shape of DESIGN.md.
-func WriteError(w http.ResponseWriter, status int, code, message, field string) {
-	writeError(w, status, code, message, field)
-}
-
+// writeError writes the error shape of DESIGN.md.
 func writeError(w http.ResponseWriter, status int, code, message, field string) {
 	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: message, Field: field}})
 }
-
-// WriteJSON writes v as a JSON answer.
-func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -200,7 +273,7 @@ func (a *API) writeFailure(w http.ResponseWriter, err error) {
 			writeError(w, http.StatusUnprocessableEntity, "invalid_value", refusal.Reason, refusal.Field)
 		case errors.Is(err, domain.ErrNotYours):
 			writeError(w, http.StatusForbidden, "forbidden", refusal.Reason, refusal.Field)
-		case errors.Is(err, domain.ErrNoCase):
+		case errors.Is(err, domain.ErrNoCase), errors.Is(err, domain.ErrNotFound):
 			writeError(w, http.StatusNotFound, "not_found", refusal.Reason, "")
 		default:
 			writeError(w, http.StatusConflict, "invalid_transition", refusal.Reason, refusal.Field)

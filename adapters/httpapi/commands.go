@@ -46,7 +46,7 @@ type CaseAnswer struct {
 }
 
 func (a *API) raise(w http.ResponseWriter, r *http.Request) {
-	actor := ActorOf(r)
+	actor := actorOf(r)
 	var body RaiseRequest
 	if !decodeBody(w, r, &body, false) {
 		return
@@ -96,7 +96,7 @@ func (a *API) raise(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
-	actor := ActorOf(r)
+	actor := actorOf(r)
 	caseID, ok := caseIDFrom(w, r)
 	if !ok {
 		return

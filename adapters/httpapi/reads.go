@@ -47,8 +47,8 @@ func (a *API) readHistory(w http.ResponseWriter, r *http.Request) ([]domain.Enve
 		a.writeFailure(w, err)
 		return nil, nil, false
 	}
-	if !mayRead(ActorOf(r), full) {
-		writeError(w, http.StatusForbidden, "forbidden", "only the case's street, its assignees and auditors may read it", "")
+	if err := domain.AuthorizeCaseRead(actorOf(r), full); err != nil {
+		a.writeFailure(w, err)
 		return nil, nil, false
 	}
 	if asOf.IsZero() {
@@ -68,19 +68,6 @@ func (a *API) readHistory(w http.ResponseWriter, r *http.Request) ([]domain.Enve
 		return nil, nil, false
 	}
 	return history[:cut], c, true
-}
-
-// mayRead: the case's street, anyone assigned or offered a part, auditors.
-func mayRead(actor domain.Actor, c *domain.Case) bool {
-	switch actor.Role {
-	case domain.ActorAuditor:
-		return true
-	case domain.ActorStreet:
-		return actor.ID == c.Street
-	case domain.ActorDepartment, domain.ActorUnit:
-		return c.Involves(actor.ID)
-	}
-	return false
 }
 
 func (a *API) getCase(w http.ResponseWriter, r *http.Request) {

@@ -39,7 +39,7 @@ func (a *API) sealRequester(w http.ResponseWriter, r *http.Request, caseID strin
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "this service keeps no personal data: it runs without a key store", "requester")
 		return nil, "", false
 	}
-	if err := domain.Authorize(nil, ActorOf(r), raise); err != nil {
+	if err := domain.Authorize(nil, actorOf(r), raise); err != nil {
 		a.writeFailure(w, err)
 		return nil, "", false
 	}
@@ -109,7 +109,7 @@ func (a *API) openRequester(ctx context.Context, c *domain.Case) (domain.Request
 func (a *API) revealRequester(w http.ResponseWriter, r *http.Request, c *domain.Case) {
 	start := time.Now()
 	var opened domain.Requester
-	req := casehandler.Request{CaseID: c.ID, CommandID: mustV7(), Actor: ActorOf(r), Command: domain.RevealRequester{},
+	req := casehandler.Request{CaseID: c.ID, CommandID: mustV7(), Actor: actorOf(r), Command: domain.RevealRequester{},
 		BeforeAppend: func(ctx context.Context, c *domain.Case, _ []domain.Event) error {
 			var err error
 			opened, err = a.openRequester(ctx, c)

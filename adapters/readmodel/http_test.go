@@ -23,13 +23,13 @@ func statsAPI(t *testing.T, env *testenv.Env) *httpapi.API {
 	t.Helper()
 	r := start(t, open(t, env, t.TempDir(), env.Dir))
 	catchUp(t, env, r.Runner)
-	routes, err := readmodel.Routes(readmodel.HTTPConfig{Runner: r.Runner, Store: env.Store, Directory: env.Dir})
+	reads, err := readmodel.NewReads(r.Runner, env.Store, env.Dir, env.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return httpapi.New(httpapi.Config{
 		Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: testenv.Tokens{}, Log: env.Log,
-		Extra: []func(*http.ServeMux, *httpapi.API){routes},
+		ReadModels: reads,
 	})
 }
 

@@ -130,13 +130,13 @@ func TestSnapshotRouteServesTheLiveModels(t *testing.T) {
 	dir := t.TempDir()
 	r := start(t, open(t, env, dir, env.Dir))
 	head := catchUp(t, env, r.Runner)
-	routes, err := readmodel.Routes(readmodel.HTTPConfig{Runner: r.Runner, Store: env.Store, Directory: env.Dir})
+	reads, err := readmodel.NewReads(r.Runner, env.Store, env.Dir, env.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	api := httpapi.New(httpapi.Config{
 		Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: testenv.Tokens{}, Log: env.Log,
-		Extra: []func(*http.ServeMux, *httpapi.API){routes},
+		ReadModels: reads,
 	})
 	srv := httptest.NewServer(api)
 	defer srv.Close()
@@ -151,8 +151,8 @@ func TestSnapshotRouteServesTheLiveModels(t *testing.T) {
 	if _, err := body.ReadFrom(resp.Body); err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != 200 || resp.ContentLength != int64(body.Len()) || resp.Header.Get(readmodel.PositionHeader) != strconv.FormatUint(head, 10) {
-		t.Fatalf("%d, length %d of %d bytes, position %q (want %d)", resp.StatusCode, resp.ContentLength, body.Len(), resp.Header.Get(readmodel.PositionHeader), head)
+	if resp.StatusCode != 200 || resp.ContentLength != int64(body.Len()) || resp.Header.Get(httpapi.PositionHeader) != strconv.FormatUint(head, 10) {
+		t.Fatalf("%d, length %d of %d bytes, position %q (want %d)", resp.StatusCode, resp.ContentLength, body.Len(), resp.Header.Get(httpapi.PositionHeader), head)
 	}
 	m, err := readmodel.NewModels(env.Dir)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/whistle-gov/whistle/adapters/dashboard"
+	"github.com/whistle-gov/whistle/adapters/httpapi"
 )
 
 // The web dashboard: GET / (the page), GET /ui/{asset} and GET /v1/me.
@@ -16,5 +17,5 @@ func startDashboard(_ context.Context, _ *deps) (running, error) {
 	if err != nil {
 		return running{}, err
 	}
-	return running{routes: d.Routes}, nil
+	return running{serve: func(cfg *httpapi.Config) { cfg.Dashboard = d }}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/whistle-gov/whistle/adapters/dispatch"
+	"github.com/whistle-gov/whistle/adapters/httpapi"
 )
 
 // The dispatcher (log → whistle.dispatch.<assignee> and
@@ -41,9 +42,7 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 	// The queues are the case board seen by assignee: caught up with the
 	// read models, before whistled serves.
 	queues := d.readModels.Queues()
-	routes, err := dispatch.Routes(dispatch.HTTPConfig{
-		Queues: queues, Store: d.store, Conn: d.bus.nc, Directory: d.dir, Log: d.log.Named("queues"),
-	})
+	feed, err := dispatch.NewFeed(d.bus.nc)
 	if err != nil {
 		return running{}, err
 	}
@@ -57,7 +56,7 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 		defer wg.Done()
 		_ = disp.Run(runCtx)
 	}()
-	return running{routes: routes, stop: func() {
+	return running{serve: func(cfg *httpapi.Config) { cfg.Queues, cfg.Feed = queues, feed }, stop: func() {
 		cancel()
 		wg.Wait()
 	}}, nil

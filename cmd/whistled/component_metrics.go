@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
-	"net/http/pprof"
 
 	"github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
@@ -23,15 +21,7 @@ func startMetrics(_ context.Context, d *deps) (running, error) {
 	h := d.metrics.Handler()
 	withPprof := d.opts.pprof
 	return running{
-		routes: func(mux *http.ServeMux, _ *httpapi.API) {
-			mux.Handle("GET /metrics", h)
-			if withPprof {
-				mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-				mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-				mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-				mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-			}
-		},
+		serve: func(cfg *httpapi.Config) { cfg.Metrics, cfg.Pprof = h, withPprof },
 		// The batch observer is process-wide: a whistled run in a test
 		// process must not report into a stopped one's registry.
 		stop: func() { jetstream.SetBatchObserver(nil) },

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
 	"go.uber.org/zap"
 )
@@ -28,7 +29,7 @@ func startReadModels(ctx context.Context, d *deps) (running, error) {
 		return running{}, err
 	}
 	d.metrics.ProjectionLag("readmodels", d.metrics.Behind(func() eventstore.Position { return eventstore.Position(runner.Position()) }))
-	routes, err := readmodel.Routes(readmodel.HTTPConfig{Runner: runner, Store: d.store, Directory: d.dir, Log: log})
+	reads, err := readmodel.NewReads(runner, d.store, d.dir, log)
 	if err != nil {
 		return running{}, err
 	}
@@ -57,5 +58,5 @@ func startReadModels(ctx context.Context, d *deps) (running, error) {
 	log.Info("read models caught up", zap.Uint64("from", from), zap.Uint64("log_head", uint64(startHead)),
 		zap.Duration("took", time.Since(begin)))
 	d.readModels = runner
-	return running{routes: routes, stop: stop}, nil
+	return running{serve: func(cfg *httpapi.Config) { cfg.ReadModels = reads }, stop: stop}, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"slices"
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
@@ -43,12 +42,13 @@ type component struct {
 	start func(ctx context.Context, d *deps) (running, error)
 }
 
-// running is what a started component adds: routes, a readiness check and a
-// stop function that waits for its work to end. Any may be nil.
+// running is what a started component adds: what it serves through the
+// API, a readiness check and a stop function that waits for its work to
+// end. Any may be nil.
 type running struct {
-	routes func(mux *http.ServeMux, api *httpapi.API)
-	ready  func(ctx context.Context) error
-	stop   func()
+	serve func(cfg *httpapi.Config)
+	ready func(ctx context.Context) error
+	stop  func()
 }
 
 var components []component
@@ -58,8 +58,8 @@ func registerComponent(c component) { components = append(components, c) }
 type startedComponents struct {
 	names []string
 	runs  []running
-	// routes is handed to the API; ready and stop gather the components'.
-	routes []func(mux *http.ServeMux, api *httpapi.API)
+	// serve fills in the API's configuration; ready and stop gather the components'.
+	serve []func(cfg *httpapi.Config)
 }
 
 func startComponents(ctx context.Context, d *deps) (*startedComponents, error) {
@@ -73,8 +73,8 @@ func startComponents(ctx context.Context, d *deps) (*startedComponents, error) {
 		}
 		s.names = append(s.names, c.name)
 		s.runs = append(s.runs, r)
-		if r.routes != nil {
-			s.routes = append(s.routes, r.routes)
+		if r.serve != nil {
+			s.serve = append(s.serve, r.serve)
 		}
 		d.log.Info("component started", zap.String("component", c.name))
 	}

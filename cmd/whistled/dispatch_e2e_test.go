@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/whistle-gov/whistle/adapters/dispatch"
+	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/sse"
 	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/cmd/whistled/whistledtest"
@@ -274,7 +275,7 @@ func TestLiveQueueShowsNewAssignment(t *testing.T) {
 	t.Logf("raise (HTTP, acknowledged) → the lead's live queue: %v", took)
 
 	// The queue itself, and its access rule.
-	var q dispatch.QueueAnswer
+	var q httpapi.QueueAnswer
 	mustStatus(t, "own queue", s.Do("GET", "/v1/queues/"+sm.issue.Lead, lead, nil, &q), 200)
 	if len(q.Assignments) != 5 {
 		t.Fatalf("queue holds %d assignments, want 5", len(q.Assignments))
@@ -290,7 +291,7 @@ func TestTwentyConcurrentClaimsOneWins(t *testing.T) {
 	mustStatus(t, "raise need", s.Do("POST", "/v1/whistles", "street:"+sm.street, raiseBody(sm.street, sm.community, sm.need.ID, "routine"), &c), 201)
 	// Every unit of the community has the offer in its queue.
 	for _, u := range sm.units {
-		var q dispatch.QueueAnswer
+		var q httpapi.QueueAnswer
 		mustStatus(t, "queue of "+u, s.Do("GET", "/v1/queues/"+u, "unit:"+u, nil, &q), 200)
 		if len(q.Assignments) != 1 || q.Assignments[0].Role != domain.RoleOffer {
 			t.Fatalf("queue of %s: %+v", u, q.Assignments)
@@ -323,7 +324,7 @@ func TestTwentyConcurrentClaimsOneWins(t *testing.T) {
 		t.Fatalf("%d claims won and %d were refused, want 1 and 19", wins.Load(), refused.Load())
 	}
 	for _, u := range sm.units {
-		var q dispatch.QueueAnswer
+		var q httpapi.QueueAnswer
 		mustStatus(t, "queue of "+u, s.Do("GET", "/v1/queues/"+u, "unit:"+u, nil, &q), 200)
 		if u == winner.Load() {
 			if len(q.Assignments) != 1 || q.Assignments[0].Role != domain.RoleLead || q.Assignments[0].Status != domain.Reported {
@@ -476,7 +477,7 @@ func TestEmergencyEscalatesOnceAlsoAfterRestart(t *testing.T) {
 			t.Errorf("case %s: %s not flagged overdue", b, as.Assignee)
 		}
 	}
-	var q dispatch.QueueAnswer
+	var q httpapi.QueueAnswer
 	mustStatus(t, "queue", s.Do("GET", "/v1/queues/water-bureau", "department:water-bureau", nil, &q), 200)
 	if len(q.Assignments) != 2 || !q.Assignments[0].Overdue || !q.Assignments[1].Overdue {
 		t.Fatalf("queue of water-bureau: %+v", q.Assignments)
@@ -523,7 +524,7 @@ func TestTwoInstancesEscalateOnceAndDispatchOnce(t *testing.T) {
 	}
 	// Either instance's queue shows the overdue assignments.
 	for _, s := range []*whistledtest.Server{s1, s2} {
-		var q dispatch.QueueAnswer
+		var q httpapi.QueueAnswer
 		mustStatus(t, "queue", s.Do("GET", "/v1/queues/ecology-bureau", "department:ecology-bureau", nil, &q), 200)
 		if len(q.Assignments) != len(cases) {
 			t.Fatalf("queue holds %d assignments, want %d", len(q.Assignments), len(cases))

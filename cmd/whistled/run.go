@@ -84,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	api := httpapi.New(httpapi.Config{
+	apiCfg := httpapi.Config{
 		Handler:    handler,
 		Store:      store,
 		Directory:  dir,
@@ -100,9 +100,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			return started.ready(ctx)
 		},
-		Extra:    started.routes,
 		Observer: mtr,
-	})
+	}
+	for _, serve := range started.serve {
+		serve(&apiCfg)
+	}
+	api := httpapi.New(apiCfg)
 
 	listener, err := net.Listen("tcp", opts.addr)
 	if err != nil {

@@ -1,4 +1,4 @@
-package dispatch
+package httpapi_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/dispatch"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
 	"github.com/whistle-gov/whistle/adapters/sse"
@@ -41,14 +42,25 @@ func runQueues(t *testing.T, env *testenv.Env) *readmodel.Queues {
 // queue view.
 func serve(t *testing.T, env *testenv.Env, heartbeat time.Duration) string {
 	t.Helper()
-	startDispatcher(t, env, Config{})
-	q := runQueues(t, env)
-	routes, err := Routes(HTTPConfig{Queues: q, Store: env.Store, Conn: env.Conn, Directory: env.Dir, Heartbeat: heartbeat})
+	disp, err := dispatch.New(context.Background(), dispatch.Config{Store: env.Store, Conn: env.Conn, Instance: "test-" + t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	queues := runQueues(t, env)
+	feed, err := dispatch.NewFeed(env.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = disp.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	api := httpapi.New(httpapi.Config{Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: testenv.Tokens{}, Log: env.Log,
-		Extra: []func(*http.ServeMux, *httpapi.API){routes}})
+		Queues: queues, Feed: feed, Heartbeat: heartbeat})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -117,12 +129,12 @@ func TestQueueStreamsSnapshotThenChangesAndResumes(t *testing.T) {
 
 	start := time.Now()
 	second := env.Raise(t, "river-pollution", "emergency").ID
-	var m Message
+	var m dispatch.Message
 	for m.CaseID != second {
 		// The snapshot's own change may follow it (the dispatcher lags the
 		// view): an upsert of what the client has.
 		ev = next(t, ch)
-		if ev.Name != "change" || json.Unmarshal([]byte(ev.Data), &m) != nil || m.Change != ChangeMade || ev.ID == "" ||
+		if ev.Name != "change" || json.Unmarshal([]byte(ev.Data), &m) != nil || m.Change != dispatch.ChangeMade || ev.ID == "" ||
 			m.CaseID != second && (m.CaseID != first || m.Version > it.Version) {
 			t.Fatalf("change event %+v", ev)
 		}
@@ -135,7 +147,7 @@ func TestQueueStreamsSnapshotThenChangesAndResumes(t *testing.T) {
 	env.Do(t, first, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
 	resumed := openStream(t, url+"/v1/queues/ecology-bureau", "department:ecology-bureau", lastID)
 	ev = next(t, resumed)
-	if ev.Name != "change" || json.Unmarshal([]byte(ev.Data), &m) != nil || m.CaseID != first || m.Change != ChangeReported {
+	if ev.Name != "change" || json.Unmarshal([]byte(ev.Data), &m) != nil || m.CaseID != first || m.Change != dispatch.ChangeReported {
 		t.Fatalf("first event after resuming: %+v", ev)
 	}
 }
@@ -144,7 +156,7 @@ func TestQueueAccess(t *testing.T) {
 	env := testenv.Start(t, testenv.Options{})
 	url := serve(t, env, time.Hour)
 	c := env.Raise(t, "river-pollution", "routine").ID
-	get := func(token, assignee string) (int, QueueAnswer) {
+	get := func(token, assignee string) (int, httpapi.QueueAnswer) {
 		req, _ := http.NewRequest("GET", url+"/v1/queues/"+assignee, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
@@ -152,7 +164,7 @@ func TestQueueAccess(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var a QueueAnswer
+		var a httpapi.QueueAnswer
 		_ = json.NewDecoder(resp.Body).Decode(&a)
 		return resp.StatusCode, a
 	}
@@ -207,7 +219,7 @@ func TestStreetNotifications(t *testing.T) {
 	var changes []string
 	for len(changes) < 2 {
 		ev := next(t, ch)
-		var m Message
+		var m dispatch.Message
 		if err := json.Unmarshal([]byte(ev.Data), &m); err != nil || m.CaseID != c {
 			t.Fatalf("notification %+v", ev)
 		}
