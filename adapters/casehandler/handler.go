@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/adapters/eventcodec"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/domain"
@@ -38,7 +39,7 @@ type Handler struct {
 	log   *zap.Logger
 	locks [256]sync.Mutex
 	seed  maphash.Seed
-	cache *stateCache
+	cache *casestate.Cache
 	obs   Observer
 }
 
@@ -58,9 +59,14 @@ type Observer interface {
 // SetObserver makes h report to o; call it before h is used.
 func (h *Handler) SetObserver(o Observer) { h.obs = o }
 
+// SetCache makes h keep its case states in cache, shared with the
+// followers of the log (see casestate); call it before h is used. By
+// default h has a cache of its own.
+func (h *Handler) SetCache(cache *casestate.Cache) { h.cache = cache }
+
 // New returns a Handler over store with the routing policy dir.
 func New(store eventstore.Store, dir *domain.Directory, now Clock, log *zap.Logger) *Handler {
-	return &Handler{store: store, dir: dir, now: now, log: log, seed: maphash.MakeSeed(), cache: newStateCache(DefaultCacheSize)}
+	return &Handler{store: store, dir: dir, now: now, log: log, seed: maphash.MakeSeed(), cache: casestate.New(store, 0)}
 }
 
 // Request is one command to run.
@@ -127,13 +133,21 @@ func (h *Handler) execute(ctx context.Context, req Request) (Result, error) {
 	lock.Lock()
 	defer lock.Unlock()
 
-	var err error
+	// fresh: read the case's stream rather than trust the cached state,
+	// after a conflict (the case moved) or to confirm a refusal: another
+	// process sharing the store (two whistled on one NATS) may have moved
+	// the case, and a refusal, unlike a decision, meets no version check.
+	fresh := false
 	for attempt := 0; attempt < MaxAttempts; attempt++ {
 		var c *domain.Case
+		cached := false
 		if req.New && attempt == 0 {
 			c = domain.NewCase(req.CaseID)
-		} else if c, err = h.load(ctx, req.CaseID, attempt > 0); err != nil {
-			return Result{}, err
+		} else {
+			var err error
+			if c, cached, err = h.load(ctx, req.CaseID, fresh); err != nil {
+				return Result{}, err
+			}
 		}
 		if _, done := c.Commands[req.CommandID]; done {
 			if raise, ok := req.Command.(domain.Raise); ok && raise.RequestSHA256 != c.RequestSHA256 {
@@ -146,6 +160,10 @@ func (h *Handler) execute(ctx context.Context, req Request) (Result, error) {
 			target = c
 		}
 		if err := domain.Authorize(target, req.Actor, req.Command); err != nil {
+			if cached {
+				fresh = true
+				continue
+			}
 			if !c.Exists() && !isRaise(req.Command) {
 				return Result{}, &domain.Refusal{Err: domain.ErrNoCase, Reason: "no case " + req.CaseID}
 			}
@@ -154,6 +172,10 @@ func (h *Handler) execute(ctx context.Context, req Request) (Result, error) {
 		now := h.now()
 		events, err := domain.Decide(c, req.Command, h.dir, now)
 		if err != nil {
+			if cached {
+				fresh = true
+				continue
+			}
 			return Result{}, err
 		}
 		if len(events) == 0 {
@@ -180,16 +202,17 @@ func (h *Handler) execute(ctx context.Context, req Request) (Result, error) {
 		if errors.Is(err, eventstore.ErrConflict) {
 			h.log.Debug("version conflict; re-deciding", zap.String("case_id", req.CaseID),
 				zap.String("command_id", req.CommandID), zap.Int("attempt", attempt+1))
+			fresh = true
 			continue
 		}
 		if err != nil {
-			h.cache.drop(req.CaseID) // the append may have happened: read the truth next time
+			h.cache.Drop(req.CaseID) // the append may have happened: read the truth next time
 			return Result{}, fmt.Errorf("casehandler: append to case %s: %w", req.CaseID, err)
 		}
 		for i, env := range envs {
 			c.Apply(env, events[i])
 		}
-		h.cache.put(req.CaseID, c)
+		h.cache.Put(c)
 		return Result{Case: c.Clone(), Events: envs, Position: res.Position}, nil
 	}
 	return Result{}, ErrContention
@@ -211,78 +234,15 @@ func (h *Handler) observeAppend(cmd domain.Command, took time.Duration, err erro
 
 func isRaise(cmd domain.Command) bool { _, ok := cmd.(domain.Raise); return ok }
 
-// load returns the case's state, from the cache unless fresh is asked for.
-// The returned state is the caller's to change (it holds the case's lock).
-func (h *Handler) load(ctx context.Context, caseID string, fresh bool) (*domain.Case, error) {
+// load returns the case's state, the caller's to change (it holds the
+// case's lock): a copy of the cached one unless fresh is asked for (cached
+// then tells so), else read from the case's stream.
+func (h *Handler) load(ctx context.Context, caseID string, fresh bool) (c *domain.Case, cached bool, err error) {
 	if !fresh {
-		if c, ok := h.cache.get(caseID); ok {
-			return c, nil
+		if c, ok := h.cache.Latest(caseID); ok {
+			return c.Clone(), true, nil
 		}
 	}
-	h.cache.drop(caseID)
-	history, err := ReadCase(ctx, h.store, caseID)
-	if err != nil {
-		return nil, err
-	}
-	return domain.Replay(caseID, history)
-}
-
-// ReadCase reads a case's history from its own stream.
-func ReadCase(ctx context.Context, store eventstore.Store, caseID string) ([]domain.Envelope, error) {
-	recs, err := store.ReadStream(ctx, domain.Stream(caseID))
-	if err != nil {
-		return nil, fmt.Errorf("casehandler: read case %s: %w", caseID, err)
-	}
-	return eventcodec.DecodeEnvelopes(recs)
-}
-
-// DefaultCacheSize bounds the case states the handler keeps. A case's
-// commands come in a burst (its raise, then its report-ins, within a second
-// or so at the load generator's pace) and then hours apart, when a miss costs
-// one read of the case's stream, a small part of the command: 4,096 cases
-// hold several seconds of raises at 1,000 whistles/s, while each case held
-// costs ~1.2 KB.
-const DefaultCacheSize = 4096
-
-// stateCache keeps the latest known state of recently used cases, so a
-// command does not re-read its case's stream. A stale entry is harmless: the
-// append's version check catches it and the case is re-read.
-type stateCache struct {
-	mu    sync.Mutex
-	max   int
-	cases map[string]*domain.Case
-}
-
-func newStateCache(max int) *stateCache {
-	return &stateCache{max: max, cases: make(map[string]*domain.Case)}
-}
-
-func (s *stateCache) get(id string) (*domain.Case, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.cases[id]
-	return c, ok
-}
-
-func (s *stateCache) put(id string, c *domain.Case) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.cases) >= s.max {
-		// Evict an arbitrary tenth: map order is random, which is good enough
-		// for a cache whose misses cost one stream read.
-		n := s.max / 10
-		for k := range s.cases {
-			delete(s.cases, k)
-			if n--; n <= 0 {
-				break
-			}
-		}
-	}
-	s.cases[id] = c
-}
-
-func (s *stateCache) drop(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.cases, id)
+	c, err = h.cache.Read(ctx, caseID)
+	return c, false, err
 }

@@ -231,3 +231,46 @@ func TestResultIsTheCallersCopy(t *testing.T) {
 		t.Fatalf("the answered case moved from version %d to %d", version, res.Case.Version)
 	}
 }
+
+// Two processes on one store (two whistled sharing NATS): a refusal that
+// one decides on its cached state is confirmed against the case's stream
+// first, so a command that the other's write made valid is applied, not
+// refused (issue 15: "must report in before resolving" while the case
+// showed the report; "only a resolved case can be verified").
+func TestRefusalOnACachedCaseIsConfirmedAgainstTheStream(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	a := env.Handler
+	b := casehandler.New(env.Store, env.Dir, time.Now, zap.NewNop()) // its own locks and cache
+	do := func(h *casehandler.Handler, caseID string, actor domain.Actor, cmd domain.Command) error {
+		_, err := h.Execute(t.Context(), casehandler.Request{CaseID: caseID, CommandID: uuid.NewString(), Actor: actor, Command: cmd})
+		return err
+	}
+
+	c := env.Raise(t, "river-pollution", "routine") // on a, which now holds the case
+	if err := do(b, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau", Note: "on our way"}); err != nil {
+		t.Fatalf("report on b: %v", err)
+	}
+	if err := do(a, c.ID, testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau", Note: "cleaned"}); err != nil {
+		t.Fatalf("resolve on a after the report on b: %v (want applied)", err)
+	}
+
+	c = env.Raise(t, "river-pollution", "routine")
+	if err := do(a, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"}); err != nil {
+		t.Fatalf("report on a: %v", err)
+	}
+	if err := do(b, c.ID, testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau", Note: "cleaned"}); err != nil {
+		t.Fatalf("resolve on b: %v", err)
+	}
+	if err := do(a, c.ID, testenv.Street, domain.Verify{Accepted: true, Note: "checked"}); err != nil {
+		t.Fatalf("verify on a after the resolution on b: %v (want applied)", err)
+	}
+	if got := env.History(t, c.ID); got[len(got)-1].Type != domain.TypeCaseClosed {
+		t.Fatalf("history ends with %s, want the case closed", got[len(got)-1].Type)
+	}
+
+	// A refusal that holds on the stream too is still a refusal.
+	var refusal *domain.Refusal
+	if err := do(b, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"}); !errors.As(err, &refusal) {
+		t.Fatalf("report on a closed case: %v, want a refusal", err)
+	}
+}

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/domain"
 )
 
@@ -33,7 +33,7 @@ func (a *API) readHistory(w http.ResponseWriter, r *http.Request) ([]domain.Enve
 		}
 		asOf = t
 	}
-	history, err := casehandler.ReadCase(r.Context(), a.cfg.Store, caseID)
+	history, err := casestate.ReadHistory(r.Context(), a.cfg.Store, caseID)
 	if err != nil {
 		a.writeFailure(w, err)
 		return nil, nil, false

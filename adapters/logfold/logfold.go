@@ -15,7 +15,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/adapters/eventcodec"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/domain"
@@ -82,7 +82,7 @@ func (t *Tracker) Before(ctx context.Context, env domain.Envelope) (c *domain.Ca
 		t.hold(c)
 		return c, true, nil
 	}
-	history, err := casehandler.ReadCase(ctx, t.store, env.CaseID)
+	history, err := casestate.ReadHistory(ctx, t.store, env.CaseID)
 	if err != nil {
 		return nil, false, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/adapters/config"
 	"github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
 	"github.com/whistle-gov/whistle/adapters/natsbus"
@@ -152,7 +153,7 @@ func (e *Env) Do(t testing.TB, caseID string, actor domain.Actor, cmd domain.Com
 // History reads a case's events.
 func (e *Env) History(t testing.TB, caseID string) []domain.Envelope {
 	t.Helper()
-	h, err := casehandler.ReadCase(context.Background(), e.Store, caseID)
+	h, err := casestate.ReadHistory(context.Background(), e.Store, caseID)
 	if err != nil {
 		t.Fatal(err)
 	}
