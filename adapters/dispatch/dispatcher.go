@@ -6,16 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
-	"github.com/whistle-gov/whistle/adapters/logfold"
+	"github.com/whistle-gov/whistle/adapters/follow"
 	"github.com/whistle-gov/whistle/adapters/natsbus"
-	"github.com/whistle-gov/whistle/domain"
 	"go.uber.org/zap"
 )
 
@@ -38,13 +39,11 @@ const (
 	DefaultLeaseTTL        = 10 * time.Second
 	DefaultMaxBatch        = 1024
 	DefaultPublishTimeout  = 5 * time.Second
-	// DefaultTrackedCases bounds the case states the dispatcher holds; a case
-	// forgotten is read again from its stream when it changes. Most events
-	// of a case follow its raise within a second (report-ins) and the rest
-	// come hours later, when a stream read is a small cost; 4,096 cases are
-	// several seconds of raises at 1,000 whistles/s, ~5 MB of case states.
-	DefaultTrackedCases = 4096
 )
+
+// FollowerName names the dispatcher among the followers of the log (while
+// it leads).
+const FollowerName = "dispatcher"
 
 // Config configures a Dispatcher.
 type Config struct {
@@ -68,6 +67,13 @@ type Config struct {
 	MaxBatch int
 	// PublishTimeout bounds the wait for one acknowledgement.
 	PublishTimeout time.Duration
+	// Cases holds the case states the dispatcher folds events into, shared
+	// with the command handler and the other followers; nil: a cache of
+	// its own.
+	Cases *casestate.Cache
+	// Follow is the process's subscription to the log, shared with the
+	// other followers; nil: the dispatcher subscribes on its own.
+	Follow *follow.Log
 	// AtomicBatches writes a backlog as atomic batches, one fsync each. It
 	// pays only where the server syncs every write (fsync always): a batch
 	// costs the server a fixed few milliseconds to stage, which with
@@ -91,6 +97,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()
+	}
+	if c.Cases == nil {
+		c.Cases = casestate.New(c.Store, 0)
 	}
 }
 
@@ -298,50 +307,53 @@ func (d *Dispatcher) lead(parent context.Context, rev uint64) error {
 	d.cfg.Log.Info("dispatcher leads", zap.String("instance", d.cfg.Instance), zap.Uint64("from_position", cp.Position),
 		zap.Uint64("from_sequence", cp.Sequence), zap.Int("already_published", len(st.skip)))
 
-	commits := make(chan eventstore.Commit, 256)
-	subDone := make(chan error, 1)
+	shared := d.cfg.Follow
+	if shared == nil {
+		shared = follow.New(d.cfg.Store, follow.Options{Log: d.cfg.Log, MaxBatch: d.cfg.MaxBatch})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = shared.Run(ctx)
+		}()
+		defer func() { <-done }()
+	}
+	// st is the follower's while it publishes a batch, the ticker's while it
+	// saves the checkpoint.
+	var stMu sync.Mutex
+	followDone := make(chan error, 1)
 	go func() {
-		subDone <- d.cfg.Store.Subscribe(ctx, eventstore.Position(cp.Position), func(c eventstore.Commit) error {
-			select {
-			case commits <- c:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+		followDone <- shared.Follow(ctx, FollowerName, eventstore.Position(cp.Position), func(ctx context.Context, batch []follow.Commit) error {
+			stMu.Lock()
+			defer stMu.Unlock()
+			return d.publishBatch(ctx, batch, st)
 		})
 	}()
-	tracker := logfold.NewTracker(d.cfg.Store, DefaultTrackedCases)
 	tick := time.NewTicker(d.cfg.CheckpointEvery)
 	defer tick.Stop()
 	defer func() {
 		// Save what was published, whatever ended the leadership: it never
 		// runs ahead of the stream, and it spares the next leader work.
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
+		cancel(nil)
+		<-followDone
+		sctx, cancelSave := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancelSave()
 		d.saveCheckpoint(sctx, st)
 	}()
 	for {
 		select {
-		case c := <-commits:
-			// Whatever else has arrived goes in the same batch: one wait for
-			// acknowledgements covers them all when the log runs ahead.
-			batch := []eventstore.Commit{c}
-		drain:
-			for n := len(c.Events); n < d.cfg.MaxBatch; n += len(c.Events) {
-				select {
-				case c = <-commits:
-					batch = append(batch, c)
-				default:
-					break drain
-				}
-			}
-			if err := d.publishBatch(ctx, tracker, batch, st); err != nil {
-				return err
-			}
 		case <-tick.C:
+			stMu.Lock()
 			d.saveCheckpoint(ctx, st)
-		case err := <-subDone:
-			return fmt.Errorf("dispatch: log subscription ended: %w", err)
+			stMu.Unlock()
+		case err := <-followDone:
+			followDone <- err // for the deferred wait
+			if ctx.Err() == nil {
+				return fmt.Errorf("dispatch: following the log: %w", err)
+			}
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+				return cause
+			}
+			return ctx.Err()
 		case <-ctx.Done():
 			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 				return cause
@@ -444,13 +456,13 @@ func (d *Dispatcher) scan(ctx context.Context, cp Checkpoint, st *leadState) err
 // publishBatch dispatches the events of a batch of commits and waits until
 // the stream has acknowledged every message, re-sending any that failed
 // with the same message id.
-func (d *Dispatcher) publishBatch(ctx context.Context, tracker *logfold.Tracker, batch []eventstore.Commit, st *leadState) error {
+func (d *Dispatcher) publishBatch(ctx context.Context, batch []follow.Commit, st *leadState) error {
 	var out []outMsg
 	for _, c := range batch {
 		if uint64(c.Position) <= st.pos {
 			continue // redelivered after a resubscription
 		}
-		msgs, err := d.plan(ctx, tracker, c)
+		msgs, err := d.plan(ctx, c)
 		if err != nil {
 			return err
 		}
@@ -560,48 +572,25 @@ func (d *Dispatcher) publishSync(ctx context.Context, m outMsg) (uint64, error) 
 	}
 }
 
-// plan folds a commit into the tracked case and returns its messages. A
-// case stream that lags the log (a clustered store's replica) is retried
-// for a while; on failure the case is forgotten, so that the next attempt
-// rebuilds it from its stream rather than from a half-applied commit.
-func (d *Dispatcher) plan(ctx context.Context, tracker *logfold.Tracker, c eventstore.Commit) ([]outMsg, error) {
-	steps, err := logfold.Decode(c)
+// plan folds a commit into its case's state and returns its messages. The
+// state before the commit comes from the shared cache (or the case's
+// stream); the one after is put back for the other followers.
+func (d *Dispatcher) plan(ctx context.Context, c follow.Commit) ([]outMsg, error) {
+	if c.EventsErr != nil {
+		return nil, c.EventsErr
+	}
+	if len(c.Envelopes) == 0 {
+		return nil, nil
+	}
+	before, err := d.cfg.Cases.Before(ctx, c.Envelopes)
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		msgs, err := planSteps(ctx, tracker, steps, c.Position)
-		if err == nil {
-			return msgs, nil
-		}
-		if len(steps) > 0 {
-			tracker.Forget(steps[0].Env.CaseID)
-		}
-		if !errors.Is(err, logfold.ErrBehind) || attempt >= 50 {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func planSteps(ctx context.Context, tracker *logfold.Tracker, steps []logfold.Step, pos eventstore.Position) ([]outMsg, error) {
+	cs := before.Clone()
 	var out []outMsg
-	for _, s := range steps {
-		c, fresh, err := tracker.Before(ctx, s.Env)
-		if err != nil {
-			return nil, err
-		}
-		if !fresh {
-			continue
-		}
-		out = append(out, applyAndPlan(c, s, pos)...)
-		if c.Status == domain.StatusClosed {
-			tracker.Forget(c.ID) // only a rating may follow; it is read again then
-		}
+	for i, env := range c.Envelopes {
+		out = append(out, applyAndPlan(cs, env, c.Events[i], c.Position)...)
 	}
+	d.cfg.Cases.Put(cs)
 	return out, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
-	"github.com/whistle-gov/whistle/adapters/logfold"
 	"github.com/whistle-gov/whistle/domain"
 )
 
@@ -97,16 +96,16 @@ func msgID(eventID, kind, target string) string { return eventID + "/" + kind + 
 // target is an assignee a message goes to, and the change it announces.
 type target struct{ assignee, change string }
 
-// applyAndPlan applies st to c (the case's state just before it) and returns
+// applyAndPlan applies the event of env to c (the case's state just before it) and returns
 // the messages it produces: one per affected assignee, and one to the
 // case's street. Which assignees an event affects is read from the state
 // before it (the offers a claim lapses, the resolutions a rejection sends
 // back, the assignments a closure ends); what they see is the state after.
-func applyAndPlan(c *domain.Case, st logfold.Step, pos eventstore.Position) []outMsg {
+func applyAndPlan(c *domain.Case, env domain.Envelope, event domain.Event, pos eventstore.Position) []outMsg {
 	var targets []target
 	var deadline domain.Deadline
 	var level string
-	switch e := st.Event.(type) {
+	switch e := event.(type) {
 	case domain.AssignmentMade:
 		targets = append(targets, target{e.Assignee, ChangeMade})
 	case domain.AssignmentReported:
@@ -142,12 +141,12 @@ func applyAndPlan(c *domain.Case, st logfold.Step, pos eventstore.Position) []ou
 		}
 	}
 
-	c.Apply(st.Env, st.Event)
+	c.Apply(env, event)
 
 	base := Message{
-		EventID: st.Env.ID, Type: st.Env.Type, CaseID: st.Env.CaseID, Version: st.Env.Version,
-		Position: uint64(pos), OccurredAt: st.Env.OccurredAt, Actor: st.Env.Actor,
-		CorrelationID: st.Env.CorrelationID,
+		EventID: env.ID, Type: env.Type, CaseID: env.CaseID, Version: env.Version,
+		Position: uint64(pos), OccurredAt: env.OccurredAt, Actor: env.Actor,
+		CorrelationID: env.CorrelationID,
 		Street:        c.Street, Community: c.Community, Category: c.Category, Kind: c.Kind,
 		Urgency: c.Urgency, Title: c.Title, CaseStatus: c.Status, Deadline: deadline, Level: level,
 	}
@@ -156,15 +155,15 @@ func applyAndPlan(c *domain.Case, st logfold.Step, pos eventstore.Position) []ou
 		m := base
 		m.Change = t.change
 		m.Assignment = viewOf(c.Assignment(t.assignee))
-		out = append(out, outMsg{subject: DispatchSubject(t.assignee), msgID: msgID(st.Env.ID, "d", t.assignee), body: m})
+		out = append(out, outMsg{subject: DispatchSubject(t.assignee), msgID: msgID(env.ID, "d", t.assignee), body: m})
 	}
 	if c.Street != "" {
 		m := base
-		m.Change = streetChange(st.Env.Type, targets)
+		m.Change = streetChange(env.Type, targets)
 		if len(targets) == 1 {
 			m.Assignment = viewOf(c.Assignment(targets[0].assignee))
 		}
-		out = append(out, outMsg{subject: StreetSubject(c.Street), msgID: msgID(st.Env.ID, "s", c.Street), body: m})
+		out = append(out, outMsg{subject: StreetSubject(c.Street), msgID: msgID(env.ID, "s", c.Street), body: m})
 	}
 	return out
 }

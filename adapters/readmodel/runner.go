@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/adapters/follow"
 	"github.com/whistle-gov/whistle/domain"
 	"github.com/whistle-gov/whistle/projections"
 	"go.uber.org/zap"
@@ -40,7 +41,13 @@ type Config struct {
 	// SnapshotEvery is how often the state is saved while it changes
 	// (default 10 s); it is also saved when Run ends.
 	SnapshotEvery time.Duration
+	// Follow is the process's subscription to the log, shared with the
+	// other followers; nil: Run subscribes on its own.
+	Follow *follow.Log
 }
+
+// FollowerName names the read models among the followers of the log.
+const FollowerName = "readmodels"
 
 // Runner keeps the read models in step with the global log. It is safe for
 // concurrent use: Run applies commits while requests read the models.
@@ -54,9 +61,7 @@ type Runner struct {
 	applyMu sync.Mutex
 	models  *Models
 
-	mu      sync.RWMutex
-	pos     uint64        // the last commit handled (applied, or refused and logged)
-	changed chan struct{} // closed when pos moves
+	progress follow.Progress // the last commit handled (applied, or refused and logged)
 
 	saveMu sync.Mutex // one writer of the snapshot file at a time
 	saved  uint64     // the position of the snapshot on disk
@@ -85,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("readmodel: snapshot folder: %w", err)
 	}
-	r := &Runner{cfg: cfg, log: cfg.Log, path: filepath.Join(cfg.Dir, SnapshotFile), changed: make(chan struct{})}
+	r := &Runner{cfg: cfg, log: cfg.Log, path: filepath.Join(cfg.Dir, SnapshotFile)}
 	// Temporary files of a save cut short by a crash; the snapshot they were
 	// to replace is still whole.
 	if leftovers, err := filepath.Glob(r.path + ".tmp-*"); err == nil {
@@ -101,7 +106,8 @@ func Open(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := r.restore(ctx); err != nil {
 		return nil, err
 	}
-	r.pos, r.saved = r.models.Position(), r.models.Position()
+	r.progress.Set(eventstore.Position(r.models.Position()))
+	r.saved = r.models.Position()
 	return r, nil
 }
 
@@ -161,33 +167,21 @@ func (r *Runner) Board() *projections.Board { return r.models.Board }
 
 // Position returns the last log position handled: every commit at or before
 // it is in the models (or was refused by them, and logged).
-func (r *Runner) Position() uint64 {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.pos
-}
+func (r *Runner) Position() uint64 { return uint64(r.progress.Position()) }
 
 // WaitFor waits until the models have handled log position pos, or ctx is
 // done.
 func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
-	for {
-		r.mu.RLock()
-		reached, changed := r.pos >= pos, r.changed
-		r.mu.RUnlock()
-		if reached {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("readmodel: at log position %d, waiting for %d: %w", r.Position(), pos, ctx.Err())
-		case <-changed:
-		}
+	if err := r.progress.WaitFor(ctx, eventstore.Position(pos)); err != nil {
+		return fmt.Errorf("readmodel: at log position %d, waiting for %d: %w", r.Position(), pos, err)
 	}
+	return nil
 }
 
 // Run follows the log from the models' position until ctx is done, saving
 // a snapshot every SnapshotEvery while they change and once more at the
-// end. It returns ctx.Err(). A failed subscription is resumed after a pause.
+// end. It returns ctx.Err(). A failure is resumed after a pause (see
+// follow.Log.Keep).
 func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -204,48 +198,47 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	for {
-		err := r.cfg.Store.Subscribe(ctx, eventstore.Position(r.Position()), r.handle)
-		if ctx.Err() != nil {
-			break
-		}
-		r.log.Warn("read models: log subscription ended; resuming", zap.Uint64("position", r.Position()), zap.Error(err))
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	shared := r.cfg.Follow
+	if shared == nil {
+		shared = follow.New(r.cfg.Store, follow.Options{Log: r.log})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = shared.Run(ctx)
+		}()
 	}
+	_ = shared.Keep(ctx, FollowerName, r.progress.Position, r.handle)
 	wg.Wait()
 	r.saveAndLog()
 	return ctx.Err()
 }
 
-// handle folds one commit. A commit the models cannot take (undecodable, or
-// refused as impossible) is logged and passed over: stopping would freeze
-// every figure behind one bad event, and the auditors' replay shows the
-// same refusal.
-func (r *Runner) handle(c eventstore.Commit) error {
-	dc, err := DecodeCommit(c)
-	if err == nil {
-		r.applyMu.Lock()
-		err = r.models.ApplyCommit(dc)
-		r.applyMu.Unlock()
-	}
-	if err != nil {
-		fields := []zap.Field{zap.Uint64("position", uint64(c.Position)), zap.String("stream", c.Stream), zap.Error(err)}
-		if len(dc.Events) > 0 {
-			fields = append(fields, zap.String("case_id", dc.Events[0].CaseID), zap.String("command_id", dc.Events[0].CorrelationID))
+// handle folds a batch of commits. A commit the models cannot take
+// (undecodable, or refused as impossible) is logged and passed over:
+// stopping would freeze every figure behind one bad event, and the
+// auditors' replay shows the same refusal.
+func (r *Runner) handle(_ context.Context, batch []follow.Commit) error {
+	r.applyMu.Lock()
+	for _, c := range batch {
+		if uint64(c.Position) <= r.models.Position() {
+			continue
 		}
-		r.log.Error("read models refused a commit; passed over", fields...)
+		var err error
+		if c.Envelopes == nil && c.EventsErr != nil {
+			err = c.EventsErr // not even the envelopes decode
+		} else {
+			err = r.models.ApplyCommit(fromCodec(c))
+		}
+		if err != nil {
+			fields := []zap.Field{zap.Uint64("position", uint64(c.Position)), zap.String("stream", c.Stream), zap.Error(err)}
+			if len(c.Envelopes) > 0 {
+				fields = append(fields, zap.String("case_id", c.CaseID()), zap.String("command_id", c.CommandID()))
+			}
+			r.log.Error("read models refused a commit; passed over", fields...)
+		}
 	}
-	r.mu.Lock()
-	r.pos = uint64(c.Position)
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
+	r.applyMu.Unlock()
+	r.progress.Set(batch[len(batch)-1].Position)
 	return nil
 }
 

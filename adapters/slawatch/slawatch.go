@@ -4,10 +4,9 @@
 // them.
 //
 // The Watcher follows the global log and keeps a schedule (a min-heap) of the
-// next deadline (domain.NextDeadline) of every case with one pending, and the
-// full state of a bounded number of recently changed cases (TrackedCases) to
-// fold events into; an event of a scheduled case not held is folded into the
-// case read again from its stream. When the earliest deadline comes, it runs
+// next deadline (domain.NextDeadline) of every case with one pending; the
+// states of the cases come from the process's shared case-state cache
+// (casestate), which reads a case not held from its stream. When the earliest deadline comes, it runs
 // CheckDeadlines on that case through the command handler, which reads the
 // case itself. It keeps no checkpoint: the schedule is
 // rebuilt from the log at each start, and a deadline that passed while no
@@ -31,8 +30,9 @@ import (
 	"time"
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
-	"github.com/whistle-gov/whistle/adapters/logfold"
+	"github.com/whistle-gov/whistle/adapters/follow"
 	"github.com/whistle-gov/whistle/domain"
 	"go.uber.org/zap"
 )
@@ -50,13 +50,8 @@ type Executor interface {
 // little behind the watcher's).
 const DefaultRetry = 250 * time.Millisecond
 
-// DefaultTrackedCases bounds the full case states a watcher keeps to fold
-// events into. The schedule itself (case id → next deadline) covers every
-// case with a deadline pending; a case forgotten is read again from its
-// stream at its next event, and a check goes through the command handler,
-// which reads the case itself. Most events of a case come within seconds of
-// its raise (report-ins), so a few thousand cover the hot ones.
-const DefaultTrackedCases = 4096
+// FollowerName names the watcher among the followers of the log.
+const FollowerName = "sla-watcher"
 
 // anomalyBackoff is the pause before checking again a case whose check for
 // a deadline was made and which still has that deadline due (which the
@@ -73,9 +68,14 @@ type Config struct {
 	Log   *zap.Logger
 	// Retry; default DefaultRetry.
 	Retry time.Duration
-	// TrackedCases bounds the case states held; default DefaultTrackedCases,
-	// negative: no bound.
-	TrackedCases int
+	// Cases holds the case states the watcher folds events into, shared
+	// with the command handler and the other followers; nil: a cache of
+	// its own. The schedule itself (case id → next deadline) covers every
+	// case with a deadline pending whatever the cache forgets.
+	Cases *casestate.Cache
+	// Follow is the process's subscription to the log, shared with the
+	// other followers; nil: Run subscribes on its own.
+	Follow *follow.Log
 }
 
 // Stats counts what a watcher did.
@@ -88,8 +88,7 @@ type Stats struct {
 
 // Watcher is the SLA watcher. Run it with Run.
 type Watcher struct {
-	cfg     Config
-	tracker *logfold.Tracker // owned by the follower goroutine
+	cfg Config
 
 	mu       sync.Mutex
 	due      map[string]time.Time // case id → next deadline: the schedule's truth
@@ -113,13 +112,10 @@ func New(cfg Config) *Watcher {
 	if cfg.Retry <= 0 {
 		cfg.Retry = DefaultRetry
 	}
-	switch {
-	case cfg.TrackedCases == 0:
-		cfg.TrackedCases = DefaultTrackedCases
-	case cfg.TrackedCases < 0:
-		cfg.TrackedCases = 0
+	if cfg.Cases == nil {
+		cfg.Cases = casestate.New(cfg.Store, 0)
 	}
-	return &Watcher{cfg: cfg, tracker: logfold.NewTracker(cfg.Store, cfg.TrackedCases), due: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+	return &Watcher{cfg: cfg, due: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 }
 
 // CommandID is the id of the check of a case for the deadline due at `due`:
@@ -194,22 +190,21 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // follow keeps the schedule up to date with the log.
 func (w *Watcher) follow(ctx context.Context) {
-	for {
-		err := w.cfg.Store.Subscribe(ctx, w.Position(), func(c eventstore.Commit) error { return w.Apply(ctx, c) })
-		if ctx.Err() != nil {
-			return
-		}
-		w.cfg.Log.Warn("sla watcher: log subscription ended; resuming", zap.Uint64("position", uint64(w.Position())), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
+	shared := w.cfg.Follow
+	if shared == nil {
+		shared = follow.New(w.cfg.Store, follow.Options{Log: w.cfg.Log})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = shared.Run(ctx)
+		}()
+		defer func() { <-done }()
 	}
+	_ = shared.Keep(ctx, FollowerName, w.Position, w.handle)
 }
 
 // setsDeadline tells whether an event can give a deadline to a case that has
-// none pending (and is therefore not held).
+// none pending.
 func setsDeadline(eventType string) bool {
 	switch eventType {
 	case domain.TypeWhistleRaised, domain.TypeAssignmentMade, domain.TypeNeedClaimed, domain.TypeResolutionRejected:
@@ -218,14 +213,25 @@ func setsDeadline(eventType string) bool {
 	return false
 }
 
-// Apply folds one commit of the log into the schedule; a commit at or below
-// the position reached is skipped. It is called from one goroutine at a
-// time (Run's follower, or a test).
-func (w *Watcher) Apply(ctx context.Context, c eventstore.Commit) error {
+// handle folds a batch of the log into the schedule; a commit at or below
+// the position reached is skipped.
+func (w *Watcher) handle(ctx context.Context, batch []follow.Commit) error {
+	for _, c := range batch {
+		if err := w.apply(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Watcher) apply(ctx context.Context, c follow.Commit) error {
 	if c.Position <= w.Position() {
 		return nil
 	}
-	if err := logfold.Fold(ctx, w.tracker, c, w.applySteps); err != nil {
+	if c.EventsErr != nil {
+		return c.EventsErr
+	}
+	if err := w.reschedule(ctx, c); err != nil {
 		return err
 	}
 	w.mu.Lock()
@@ -243,30 +249,25 @@ func (w *Watcher) Apply(ctx context.Context, c eventstore.Commit) error {
 	return nil
 }
 
-func (w *Watcher) applySteps(ctx context.Context, steps []logfold.Step) error {
-	var c *domain.Case
-	for _, s := range steps {
-		if _, held := w.tracker.Held(s.Env.CaseID); !held && !setsDeadline(s.Env.Type) && !w.scheduled(s.Env.CaseID) {
-			continue // a case with no deadline pending stays so
-		}
-		cs, fresh, err := w.tracker.Before(ctx, s.Env)
-		if err != nil {
-			return err
-		}
-		c = cs
-		if fresh {
-			c.Apply(s.Env, s.Event)
-		}
-	}
-	if c == nil {
+// reschedule sets the next deadline of the commit's case.
+func (w *Watcher) reschedule(ctx context.Context, c follow.Commit) error {
+	if len(c.Envelopes) == 0 {
 		return nil
 	}
-	next := domain.NextDeadline(c, w.cfg.Directory, w.cfg.Clock.Now())
-	if next.IsZero() {
-		w.tracker.Forget(c.ID)
+	relevant := w.scheduled(c.CaseID())
+	for _, env := range c.Envelopes {
+		relevant = relevant || setsDeadline(env.Type)
 	}
+	if !relevant {
+		return nil // a case with no deadline pending stays so
+	}
+	cs, err := w.cfg.Cases.After(ctx, c.Envelopes, c.Events)
+	if err != nil {
+		return err
+	}
+	next := domain.NextDeadline(cs, w.cfg.Directory, w.cfg.Clock.Now())
 	w.mu.Lock()
-	w.setDue(c.ID, next)
+	w.setDue(cs.ID, next)
 	w.mu.Unlock()
 	return nil
 }

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/adapters/slawatch"
+	"github.com/whistle-gov/whistle/adapters/slawatch/slawatchtest"
 	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
 )
@@ -30,7 +32,7 @@ func watch(t *testing.T, env *testenv.Env, clock slawatch.Clock) (w *slawatch.Wa
 func watchTracking(t *testing.T, env *testenv.Env, clock slawatch.Clock, tracked int) (w *slawatch.Watcher, stop func()) {
 	t.Helper()
 	h := casehandler.New(env.Store, env.Dir, clock.Now, env.Log)
-	w = slawatch.New(slawatch.Config{Store: env.Store, Handler: h, Directory: env.Dir, Clock: clock, Retry: 10 * time.Millisecond, TrackedCases: tracked})
+	w = slawatch.New(slawatch.Config{Store: env.Store, Handler: h, Directory: env.Dir, Clock: clock, Retry: 10 * time.Millisecond, Cases: casestate.New(env.Store, tracked)})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -107,7 +109,7 @@ func settled(t *testing.T, env *testenv.Env, w *slawatch.Watcher, clock slawatch
 }
 
 func TestEscalatesEachAssignmentOncePerLevel(t *testing.T) {
-	clock := slawatch.NewFakeClock(t0)
+	clock := slawatchtest.NewFakeClock(t0)
 	env := testenv.Start(t, testenv.Options{Now: clock.Now})
 	w, _ := watch(t, env, clock)
 
@@ -166,7 +168,7 @@ func TestEscalatesEachAssignmentOncePerLevel(t *testing.T) {
 // own command handler as two whistled would, then a third one from scratch,
 // as after a restart.
 func TestTwoWatchersAndARestartRepeatNothing(t *testing.T) {
-	clock := slawatch.NewFakeClock(t0)
+	clock := slawatchtest.NewFakeClock(t0)
 	env := testenv.Start(t, testenv.Options{Now: clock.Now})
 	var cases []string
 	for i := 0; i < 8; i++ {
@@ -208,7 +210,7 @@ func TestTwoWatchersAndARestartRepeatNothing(t *testing.T) {
 }
 
 func TestClaimedNeedGetsAResolveDeadline(t *testing.T) {
-	clock := slawatch.NewFakeClock(t0)
+	clock := slawatchtest.NewFakeClock(t0)
 	env := testenv.Start(t, testenv.Options{Now: clock.Now})
 	w, _ := watch(t, env, clock)
 	c := env.Raise(t, "after-school-care", "routine").ID
@@ -249,7 +251,7 @@ func (s *staleExecutor) Execute(context.Context, casehandler.Request) (casehandl
 }
 
 func TestWatcherDoesNotSpinOnACheckAlreadyMade(t *testing.T) {
-	clock := slawatch.NewFakeClock(t0)
+	clock := slawatchtest.NewFakeClock(t0)
 	env := testenv.Start(t, testenv.Options{Now: clock.Now})
 	c := env.Raise(t, "river-pollution", "emergency")
 	exec := &staleExecutor{state: c}
@@ -285,7 +287,7 @@ func TestWatcherDoesNotSpinOnACheckAlreadyMade(t *testing.T) {
 // case read again from its stream, and each mark is appended once, also with
 // a second bounded watcher running.
 func TestBoundedWatchersKeepEverySchedule(t *testing.T) {
-	clock := slawatch.NewFakeClock(t0)
+	clock := slawatchtest.NewFakeClock(t0)
 	env := testenv.Start(t, testenv.Options{Now: clock.Now})
 	w1, _ := watchTracking(t, env, clock, 1)
 	w2, _ := watchTracking(t, env, clock, 1)
@@ -337,7 +339,7 @@ func TestBoundedWatchersKeepEverySchedule(t *testing.T) {
 
 // A report-in of a case the watcher forgot moves its schedule on.
 func TestBoundedWatcherFollowsForgottenCases(t *testing.T) {
-	clock := slawatch.NewFakeClock(t0)
+	clock := slawatchtest.NewFakeClock(t0)
 	env := testenv.Start(t, testenv.Options{Now: clock.Now})
 	w, _ := watchTracking(t, env, clock, 1)
 	var cases []string

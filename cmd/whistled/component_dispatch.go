@@ -32,6 +32,8 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 		// Dispatch messages are fsynced like commits: share the fsyncs
 		// where group commit shares the log's.
 		AtomicBatches: d.opts.groupCommitOn(),
+		Cases:         d.cases,
+		Follow:        d.follow,
 	})
 	if err != nil {
 		return running{}, err

@@ -24,6 +24,7 @@ func startReadModels(ctx context.Context, d *deps) (running, error) {
 	log := d.log.Named("readmodels")
 	runner, err := readmodel.Open(ctx, readmodel.Config{
 		Store: d.store, Directory: d.dir, Dir: filepath.Join(d.opts.data, "readmodels"), Log: log,
+		Follow: d.follow,
 	})
 	if err != nil {
 		return running{}, err

@@ -18,6 +18,7 @@ func startSLA(ctx context.Context, d *deps) (running, error) {
 	w := slawatch.New(slawatch.Config{
 		Store: d.store, Handler: d.handler, Directory: d.dir,
 		Clock: slawatch.SystemClock{}, Log: d.log.Named("sla"),
+		Cases: d.cases, Follow: d.follow,
 	})
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

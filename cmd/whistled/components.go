@@ -6,8 +6,10 @@ import (
 	"slices"
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/adapters/config"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/adapters/follow"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/metrics"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
@@ -26,6 +28,10 @@ type deps struct {
 	principals *config.Principals
 	// metrics: components export their gauges here (lag, overdue work).
 	metrics *metrics.Metrics
+	// cases and follow are the case states and the subscription to the
+	// log that the handler and every follower share.
+	cases  *casestate.Cache
+	follow *follow.Log
 	// readModels is set by the read models' component, which starts before
 	// the dispatch component that serves their queue view.
 	readModels *readmodel.Runner

@@ -16,10 +16,12 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/adapters/config"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/eventstore/esdb"
 	"github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
+	"github.com/whistle-gov/whistle/adapters/follow"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/metrics"
 	"github.com/whistle-gov/whistle/adapters/natsbus"
@@ -75,12 +77,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	handler := casehandler.New(store, dir, time.Now, log)
+	// One cache of case states and one subscription to the log, shared by
+	// the handler and every follower (casestate, follow).
+	cases := casestate.New(store, 0)
+	handler.SetCache(cases)
+	followers := follow.New(store, follow.Options{Log: log.Named("follow")})
 	mtr := metrics.New(store.Head) // the metrics component wires its hooks (component_metrics.go)
-	deps := &deps{opts: opts, log: log, dir: dir, store: store, bus: bus, handler: handler, principals: principals, metrics: mtr}
+	deps := &deps{opts: opts, log: log, dir: dir, store: store, bus: bus, handler: handler, principals: principals, metrics: mtr,
+		cases: cases, follow: followers}
 	workCtx, stopWork := context.WithCancel(context.Background())
+	followDone := make(chan struct{})
+	go func() {
+		defer close(followDone)
+		_ = followers.Run(workCtx)
+	}()
 	started, err := startComponents(workCtx, deps)
 	// Components end their work before the store and the bus close (deferred earlier).
-	defer func() { stopWork(); started.stop() }()
+	defer func() { stopWork(); started.stop(); <-followDone }()
 	if err != nil {
 		return err
 	}
