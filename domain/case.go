@@ -175,9 +175,6 @@ func (c *Case) Apply(env Envelope, e Event) {
 // the event: events are facts, decided by Decide.
 func (c *Case) Evolve(e Event, at time.Time) {
 	at = at.UTC()
-	if c.Escalations == nil {
-		c.Escalations = map[Escalation]bool{}
-	}
 	switch e := e.(type) {
 	case WhistleRaised:
 		c.Street, c.Community, c.Category = e.Street, e.Community, e.Category
@@ -221,6 +218,11 @@ func (c *Case) Evolve(e Event, at time.Time) {
 		}
 		// The mark is not a rung of the ladder: CaseEscalated records those.
 	case CaseEscalated:
+		// Made at the first escalation: most cases never escalate, and a
+		// read model holds many cases.
+		if c.Escalations == nil {
+			c.Escalations = map[Escalation]bool{}
+		}
 		c.Escalations[Escalation{e.Assignee, e.Deadline, e.Level}] = true
 	case ProgressNoted:
 	case AssignmentDeclined:

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -153,4 +154,28 @@ func BenchmarkBoardList(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkBoardOpenCaseMemory is the live heap an open case costs the
+// board (and its queues): n cases raised and left open, as
+// scripts/bench.sh --grow raises them, each with a lead and an assist.
+func BenchmarkBoardOpenCaseMemory(b *testing.B) {
+	const n = 20000
+	w := newWorld(b, 11)
+	for i := range n {
+		w.now = t0.Add(time.Duration(i) * time.Second)
+		w.raise("longqiao", "wanhui", "river-pollution", domain.UrgencyRoutine)
+	}
+	var board *Board
+	for b.Loop() {
+		var before, after runtime.MemStats
+		board = nil
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		board = boardOf(b, w)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-bytes/open-case")
+	}
+	runtime.KeepAlive(board)
 }

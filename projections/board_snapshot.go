@@ -427,7 +427,7 @@ func restoreOpenCase(s *CaseSummary, o *openCaseSnap) (*domain.Case, error) {
 	c := &domain.Case{
 		ID: s.CaseID, Street: s.Street, Community: s.Community, Category: s.Category, Kind: s.Kind, Urgency: s.Urgency,
 		Title: s.Title, Status: s.Status, Version: s.Version, RaisedAt: &raised, Mediation: o.Mediation,
-		Assignments: make([]*domain.Assignment, len(s.Assignments)), Escalations: map[domain.Escalation]bool{},
+		Assignments: make([]*domain.Assignment, len(s.Assignments)),
 	}
 	for i, a := range s.Assignments {
 		x := o.Assignments[i]
@@ -438,6 +438,9 @@ func restoreOpenCase(s *CaseSummary, o *openCaseSnap) (*domain.Case, error) {
 		}
 	}
 	for _, e := range o.Escalations {
+		if c.Escalations == nil {
+			c.Escalations = map[domain.Escalation]bool{}
+		}
 		c.Escalations[e] = true
 	}
 	return c, nil

@@ -8,9 +8,9 @@
 // log, and the dispatch stream is derived from the log, so it can always be
 // rebuilt and never disagrees with it.
 //
-// Routes serves the assignees' side over HTTP: "what is open for me" from a
-// QueueView (the case board seen by assignee, readmodel.Queues), live with
-// server-sent events read from the dispatch stream.
+// Feed reads the dispatch stream for the live queues and notifications of
+// adapters/httpapi; "what is open for me" is the case board seen by
+// assignee (readmodel.Queues).
 package dispatch
 
 import (
