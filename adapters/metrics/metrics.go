@@ -139,8 +139,8 @@ func (m *Metrics) RequestDone(route string, status int, took time.Duration) {
 	m.httpTime.WithLabelValues(route).Observe(took.Seconds())
 }
 
-// BatchCommits records the size of one unit of the group commit; pass it to
-// jetstream.SetBatchObserver.
+// BatchCommits records the size of one unit of the group commit; it is a
+// jetstream.Config's BatchObserver.
 func (m *Metrics) BatchCommits(commits int) { m.batchCommits.Observe(float64(commits)) }
 
 // ProjectionLag exports whistle_projection_lag_commits{projection=name}, read

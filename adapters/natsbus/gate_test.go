@@ -63,9 +63,7 @@ func TestSetClientAuthentication(t *testing.T) {
 }
 
 func TestRefuseClientsUntilAuthenticated(t *testing.T) {
-	RefuseClientsUntilAuthenticated = true
-	ns := start(t, EmbeddedOptions{StoreDir: t.TempDir(), ListenAddr: "127.0.0.1:0"})
-	RefuseClientsUntilAuthenticated = false
+	ns := start(t, EmbeddedOptions{StoreDir: t.TempDir(), ListenAddr: "127.0.0.1:0", RefuseClientsUntilAuthenticated: true})
 	if nc, err := nats.Connect(ns.ClientURL()); err == nil {
 		nc.Close()
 		t.Fatal("a network client got in before authentication was installed")

@@ -50,19 +50,17 @@ type EmbeddedOptions struct {
 	// SetClientAuthentication installs an authenticator, network clients
 	// have full rights, or none with RefuseClientsUntilAuthenticated.
 	ListenAddr string
+	// RefuseClientsUntilAuthenticated makes the server refuse every network
+	// client until SetClientAuthentication installs an authenticator,
+	// instead of admitting them with full rights meanwhile. A service whose
+	// clients must authenticate (whistled with --nats-listen) sets it, so
+	// that no client ever holds rights it would not be given; tools and
+	// tests that want an open server leave it false.
+	RefuseClientsUntilAuthenticated bool
 	// ServerName names the server in JetStream and monitoring output.
 	// Empty: "whistle".
 	ServerName string
 }
-
-// RefuseClientsUntilAuthenticated makes the embedded servers started
-// afterwards refuse every network client until SetClientAuthentication
-// installs an authenticator, instead of admitting them with full rights
-// meanwhile. A service whose clients must authenticate (whistled with
-// --nats-listen) sets it before it starts its server, so that no client
-// ever holds rights it would not be given; tools and tests that want an
-// open server leave it false.
-var RefuseClientsUntilAuthenticated bool
 
 // authGate decides on the clients of an embedded server that listens. An
 // in-process connection (a net.Pipe, which only code in this process can
@@ -153,7 +151,7 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	if opts.ListenAddr == "" {
 		so.DontListen = true
 	} else {
-		gate = &authGate{strict: RefuseClientsUntilAuthenticated}
+		gate = &authGate{strict: opts.RefuseClientsUntilAuthenticated}
 		so.CustomClientAuthentication = gate
 		host, port, err := splitHostPort(opts.ListenAddr)
 		if err != nil {

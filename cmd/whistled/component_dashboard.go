@@ -8,10 +8,6 @@ import (
 )
 
 // The web dashboard: GET / (the page), GET /ui/{asset} and GET /v1/me.
-func init() {
-	registerComponent(component{name: "dashboard", order: 90, start: startDashboard})
-}
-
 func startDashboard(_ context.Context, _ *deps) (running, error) {
 	d, err := dashboard.New()
 	if err != nil {

@@ -17,10 +17,6 @@ import (
 // whistle.notify.street.<street>), and the routes of the queues (the read
 // models' board seen by assignee) and notifications:
 // GET /v1/queues/{assignee} and GET /v1/notifications.
-func init() {
-	registerComponent(component{name: "dispatch", order: 30, start: startDispatch})
-}
-
 func startDispatch(ctx context.Context, d *deps) (running, error) {
 	log := d.log.Named("dispatch")
 	disp, err := dispatch.New(ctx, dispatch.Config{

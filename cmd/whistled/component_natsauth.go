@@ -16,15 +16,6 @@ import (
 // and seeing only its own (see package natsauth). Without --nats-listen
 // nobody outside the process can connect; with an external NATS server
 // (--nats) its operator's accounts decide who may read what.
-func init() {
-	// whistled's embedded server refuses network clients until the
-	// principals are installed below, rather than letting them in with full
-	// rights for the moments of start-up.
-	natsbus.RefuseClientsUntilAuthenticated = true
-	// First of the components: clients wait for it.
-	registerComponent(component{name: "nats-auth", order: 5, start: startNATSAuth})
-}
-
 func startNATSAuth(ctx context.Context, d *deps) (running, error) {
 	if d.bus.embedded == nil || d.opts.natsListen == "" {
 		return running{}, nil

@@ -16,10 +16,6 @@ import (
 // The read models (figures, case list and queues), kept in step with the log and
 // saved under <data>/readmodels, and their routes: GET /v1/cases,
 // GET /v1/stats, and for auditors GET /v1/log and GET /v1/readmodels/snapshot.
-func init() {
-	registerComponent(component{name: "readmodels", order: 20, start: startReadModels})
-}
-
 func startReadModels(ctx context.Context, d *deps) (running, error) {
 	log := d.log.Named("readmodels")
 	runner, err := readmodel.Open(ctx, readmodel.Config{

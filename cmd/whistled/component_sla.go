@@ -8,10 +8,6 @@ import (
 )
 
 // The SLA watcher: overdue marks and escalations when deadlines pass.
-func init() {
-	registerComponent(component{name: "sla-watcher", order: 40, start: startSLA})
-}
-
 func startSLA(ctx context.Context, d *deps) (running, error) {
 	// The handler decides on time.Now (run.go); the watcher must use the
 	// same clock, or it would find nothing due at the moment it wakes.

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
+	"time"
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/casestate"
@@ -37,12 +37,11 @@ type deps struct {
 	readModels *readmodel.Runner
 }
 
-// component is one part of whistled beside the command API: a read model, the
-// dispatcher, the SLA watcher, the dashboard. Each lives in its own file and
-// registers itself with registerComponent from an init function.
+// component is one part of whistled beside the command API: a read model,
+// the dispatcher, the SLA watcher, the dashboard. Its start function lives
+// in the file of its concern (component_*.go); components lists them all.
 type component struct {
-	name  string
-	order int // lower starts first
+	name string
 	// start launches the component's background work, which must end when
 	// ctx is done, and returns what it adds to the service.
 	start func(ctx context.Context, d *deps) (running, error)
@@ -57,36 +56,59 @@ type running struct {
 	stop  func()
 }
 
-var components []component
-
-func registerComponent(c component) { components = append(components, c) }
+// components are whistled's parts, in the order they start; they stop in
+// the reverse order, and /readyz asks each in this order.
+func components() []component {
+	return []component{
+		// First, so that the handler reports every command, the SLA
+		// watcher's too.
+		{name: "metrics", start: startMetrics},
+		// Before anything that follows the log: network clients of the
+		// embedded server wait for it.
+		{name: "nats-auth", start: startNATSAuth},
+		// Caught up with the log before whistled serves; their board is
+		// the queue view the dispatch component serves.
+		{name: "readmodels", start: startReadModels},
+		{name: "dispatch", start: startDispatch},
+		{name: "sla-watcher", start: startSLA},
+		{name: "dashboard", start: startDashboard},
+	}
+}
 
 type startedComponents struct {
 	names []string
 	runs  []running
-	// serve fills in the API's configuration; ready and stop gather the components'.
-	serve []func(cfg *httpapi.Config)
 }
 
-func startComponents(ctx context.Context, d *deps) (*startedComponents, error) {
-	all := slices.Clone(components)
-	slices.SortStableFunc(all, func(a, b component) int { return a.order - b.order })
+// startComponents starts each of list in order, and stops those started
+// when one fails.
+func startComponents(ctx context.Context, d *deps, list []component) (*startedComponents, error) {
 	s := &startedComponents{}
-	for _, c := range all {
+	for _, c := range list {
+		begin := time.Now()
 		r, err := c.start(ctx, d)
 		if err != nil {
-			return s, fmt.Errorf("start %s: %w", c.name, err)
+			s.stop()
+			return nil, fmt.Errorf("start %s: %w", c.name, err)
 		}
 		s.names = append(s.names, c.name)
 		s.runs = append(s.runs, r)
-		if r.serve != nil {
-			s.serve = append(s.serve, r.serve)
-		}
-		d.log.Info("component started", zap.String("component", c.name))
+		d.log.Info("component started", zap.String("component", c.name), zap.Duration("took", time.Since(begin)))
 	}
 	return s, nil
 }
 
+// serve fills in what the components serve through the API.
+func (s *startedComponents) serve(cfg *httpapi.Config) {
+	for _, r := range s.runs {
+		if r.serve != nil {
+			r.serve(cfg)
+		}
+	}
+}
+
+// ready asks each component in order; an error names the first one not
+// ready.
 func (s *startedComponents) ready(ctx context.Context) error {
 	for i, r := range s.runs {
 		if r.ready != nil {
@@ -98,11 +120,13 @@ func (s *startedComponents) ready(ctx context.Context) error {
 	return nil
 }
 
-// stop stops components in the reverse order of their start.
+// stop stops the components in the reverse order of their start.
 func (s *startedComponents) stop() {
 	for i := len(s.runs) - 1; i >= 0; i-- {
 		if s.runs[i].stop != nil {
 			s.runs[i].stop()
 		}
+		s.names[i] = "" // stopped
 	}
+	s.runs, s.names = nil, nil
 }

@@ -49,6 +49,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// Bind first: a start that fails here (the port is taken) must not
+	// have minted and printed tokens that the next start would not show.
+	listener, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.addr, err)
+	}
+	defer listener.Close() // Serve closes it; this covers a start that fails first
 	if err := os.MkdirAll(opts.data, 0o700); err != nil {
 		return fmt.Errorf("data folder %s: %w", opts.data, err)
 	}
@@ -66,7 +73,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer bus.close()
 
-	store, err := openStore(ctx, opts, bus.nc, log)
+	var store eventstore.Store
+	// The metrics read the log's head once the store is open (nothing
+	// scrapes them before whistled serves).
+	mtr := metrics.New(func(ctx context.Context) (eventstore.Position, error) { return store.Head(ctx) })
+	store, err = openStore(ctx, opts, bus.nc, log, mtr.BatchCommits)
 	if err != nil {
 		return err
 	}
@@ -82,7 +93,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cases := casestate.New(store, 0)
 	handler.SetCache(cases)
 	followers := follow.New(store, follow.Options{Log: log.Named("follow")})
-	mtr := metrics.New(store.Head) // the metrics component wires its hooks (component_metrics.go)
 	deps := &deps{opts: opts, log: log, dir: dir, store: store, bus: bus, handler: handler, principals: principals, metrics: mtr,
 		cases: cases, follow: followers}
 	workCtx, stopWork := context.WithCancel(context.Background())
@@ -91,12 +101,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer close(followDone)
 		_ = followers.Run(workCtx)
 	}()
-	started, err := startComponents(workCtx, deps)
-	// Components end their work before the store and the bus close (deferred earlier).
-	defer func() { stopWork(); started.stop(); <-followDone }()
+	started, err := startComponents(workCtx, deps, components())
 	if err != nil {
+		stopWork()
+		<-followDone
 		return err
 	}
+	// Components end their work before the store and the bus close (deferred earlier).
+	defer func() { stopWork(); started.stop(); <-followDone }()
 	apiCfg := httpapi.Config{
 		Handler:    handler,
 		Store:      store,
@@ -115,15 +127,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		Observer: mtr,
 	}
-	for _, serve := range started.serve {
-		serve(&apiCfg)
-	}
+	started.serve(&apiCfg)
 	api := httpapi.New(apiCfg)
 
-	listener, err := net.Listen("tcp", opts.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", opts.addr, err)
-	}
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -212,6 +218,9 @@ func connectBus(ctx context.Context, opts options, log *zap.Logger) (*bus, error
 			StoreDir:   filepath.Join(opts.data, "jetstream"),
 			SyncAlways: opts.fsync == "always",
 			ListenAddr: opts.natsListen,
+			// Network clients wait for their principals (component
+			// nats-auth) rather than get in with full rights meanwhile.
+			RefuseClientsUntilAuthenticated: true,
 		})
 		if err != nil {
 			return nil, err
@@ -230,13 +239,13 @@ func connectBus(ctx context.Context, opts options, log *zap.Logger) (*bus, error
 	return b, nil
 }
 
-func openStore(ctx context.Context, opts options, nc *nats.Conn, log *zap.Logger) (eventstore.Store, error) {
+func openStore(ctx context.Context, opts options, nc *nats.Conn, log *zap.Logger, batches jetstream.BatchObserver) (eventstore.Store, error) {
 	if opts.store != "jetstream" {
 		// An esdb:// or esdb+discover:// connection string (checked by
 		// parseOptions); NATS stays the bus.
 		return esdb.Open(ctx, esdb.Config{URL: opts.store, Logger: log})
 	}
-	cfg := jetstream.Config{Replicas: opts.replicas}
+	cfg := jetstream.Config{Replicas: opts.replicas, BatchObserver: batches}
 	if !opts.groupCommitOn() {
 		cfg.MaxBatch = 1 // one publish per commit
 	}

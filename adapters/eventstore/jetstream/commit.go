@@ -65,7 +65,7 @@ const maxBatchBytes = 4 << 20
 // was stored.
 var errBatchFailed = errors.New("atomic batch refused")
 
-// BatchObserver, when set with SetBatchObserver, is told the size of every
+// BatchObserver, set as a Store's Config.BatchObserver, is told the size of every
 // unit the committer sends: the commits of an atomic batch, or 1 for a
 // commit published alone. It is called from the committer's goroutines and
 // must be quick and safe for concurrent use.

@@ -115,6 +115,10 @@ type Config struct {
 	// for a timer, batches form from what arrives while units are in
 	// flight.
 	Linger time.Duration
+	// BatchObserver, when set, is told the size of each unit this store
+	// sends (an atomic batch, or 1 for a commit published alone), for a
+	// batch-size histogram.
+	BatchObserver BatchObserver
 }
 
 func (c *Config) setDefaults() {
@@ -290,23 +294,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 // batches: Config.MaxBatch above 1 and a server that supports them.
 func (s *Store) GroupCommit() bool { return s.gc != nil }
 
-// batchObserver is told the size of every unit sent; see SetBatchObserver.
-var batchObserver atomic.Pointer[BatchObserver]
-
-// SetBatchObserver makes every Store of this process report the size of each
-// unit it sends (an atomic batch, or 1 for a commit published alone) to f,
-// for a batch-size histogram. Nil stops the reports.
-func SetBatchObserver(f BatchObserver) {
-	if f == nil {
-		batchObserver.Store(nil)
-		return
-	}
-	batchObserver.Store(&f)
-}
-
 func (s *Store) observe(commits int) {
-	if f := batchObserver.Load(); f != nil {
-		(*f)(commits)
+	if s.cfg.BatchObserver != nil {
+		s.cfg.BatchObserver(commits)
 	}
 }
 
