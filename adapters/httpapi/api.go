@@ -9,6 +9,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,9 +17,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strings"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/pii"
@@ -143,10 +147,51 @@ func New(cfg Config) *API {
 		a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 		a.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	}
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, "")
-	})
+	a.mux.HandleFunc("/", a.noRoute)
 	return a
+}
+
+// methods are those a route may answer, for the Allow header of a 405.
+var methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// noRoute answers what no route matched: 405 with Allow when the path is a
+// route's under another method, 404 otherwise; both in the error shape.
+func (a *API) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range methods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := a.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		if slices.Contains(allow, http.MethodGet) {
+			allow = append(allow, http.MethodHead)
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+			fmt.Sprintf("%s is not a method of %s: use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")), "")
+		return
+	}
+	writeError(w, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path, "")
+}
+
+// uncleanPath tells whether a path holds an empty, "." or ".." segment,
+// which the mux would answer with a redirect to the cleaned path (and an
+// HTML body); no route of the API has one.
+func uncleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return true
+	}
+	segs := strings.Split(p[1:], "/")
+	for i, seg := range segs {
+		// An empty last segment is a trailing slash (/, /debug/pprof/).
+		if seg == "." || seg == ".." || seg == "" && i < len(segs)-1 {
+			return true
+		}
+	}
+	return false
 }
 
 // Dashboard serves the web page and its embedded assets
@@ -175,8 +220,14 @@ func me(w http.ResponseWriter, r *http.Request) {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	a.mux.ServeHTTP(rec, r)
-	_, pattern := a.mux.Handler(r)
+	pattern := "/"
+	if uncleanPath(r.URL.Path) {
+		writeError(rec, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path+
+			" (a path has no empty, . or .. segment)", "")
+	} else {
+		a.mux.ServeHTTP(rec, r)
+		_, pattern = a.mux.Handler(r)
+	}
 	took := time.Since(start)
 	if a.cfg.Observer != nil {
 		a.cfg.Observer.RequestDone(pattern, rec.status, took)
@@ -204,13 +255,15 @@ type actorKey struct{}
 // the principal in the request's context (see actorOf).
 func (a *API) authed(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		// The scheme is case-insensitive (RFC 9110, 11.1): "bearer" is Bearer.
+		scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+		token = strings.TrimSpace(token)
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="whistle"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <token>", "")
 			return
 		}
-		actor, ok := a.cfg.Auth.Authenticate(strings.TrimSpace(token))
+		actor, ok := a.cfg.Auth.Authenticate(token)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="whistle", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "unknown token", "")
@@ -290,55 +343,69 @@ func (a *API) writeFailure(w http.ResponseWriter, err error) {
 	}
 }
 
-// decodeBody reads a JSON body strictly into v: at most MaxBody bytes, no
-// unknown fields, nothing after the value. An empty body leaves v as it is
-// when emptyOK. It writes the error answer itself and returns false on failure.
+// lingerLimit bounds what is read and discarded of a body over MaxBody
+// after its 413 is written: a client that sends the whole body before it
+// reads the answer (no Expect: 100-continue) would otherwise meet a reset
+// connection instead of the 413 (a lingering close, as nginx does).
+const lingerLimit = 64 << 20
+
+// decodeBody reads a JSON body strictly into v: at most MaxBody bytes,
+// field names matched exactly, no unknown field, no duplicate key, valid
+// UTF-8 only, nothing after the value (go-json-experiment's defaults, the
+// encoding/json/v2 design). An empty body leaves v as it is when emptyOK.
+// It writes the error answer itself and returns false on failure.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	raw := r.Body
+	body, err := io.ReadAll(http.MaxBytesReader(w, raw, MaxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is over %d bytes", MaxBody), "")
+			_ = http.NewResponseController(w).Flush()
+			_, _ = io.CopyN(io.Discard, raw, lingerLimit)
 			return false
 		}
 		writeError(w, http.StatusBadRequest, "malformed", "could not read the body: "+err.Error(), "")
 		return false
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		if emptyOK {
 			return true
 		}
 		writeError(w, http.StatusBadRequest, "malformed", "a JSON body is required", "")
 		return false
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		code, msg, field := describeJSONError(err, body)
+	if err := jsonv2.Unmarshal(body, v, jsonv2.RejectUnknownMembers(true)); err != nil {
+		code, msg, field := describeJSONError(err)
 		writeError(w, http.StatusBadRequest, code, msg, field)
-		return false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "malformed", "unexpected data after the JSON value", "")
 		return false
 	}
 	return true
 }
 
-func describeJSONError(err error, body []byte) (code, msg, field string) {
-	var syntax *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
+// describeJSONError says what is wrong with a body and where.
+func describeJSONError(err error) (code, msg, field string) {
+	var semantic *jsonv2.SemanticError
+	var syntactic *jsontext.SyntacticError
 	switch {
-	case errors.As(err, &syntax):
-		return "malformed", fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, err), ""
-	case errors.As(err, &typeErr):
-		return "malformed", fmt.Sprintf("field %s must be %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value), typeErr.Field
+	case errors.As(err, &semantic) && errors.Is(semantic.Err, jsonv2.ErrUnknownName):
+		name := semantic.JSONPointer.LastToken()
+		return "unknown_field", fmt.Sprintf("unknown field %q", name), name
+	case errors.As(err, &semantic) && semantic.JSONPointer != "":
+		f := strings.ReplaceAll(strings.TrimPrefix(string(semantic.JSONPointer), "/"), "/", ".")
+		if semantic.GoType != nil && semantic.JSONKind != 0 {
+			return "malformed", fmt.Sprintf("field %s must be %s, got %s", f, semantic.GoType, semantic.JSONKind), f
+		}
+		return "malformed", fmt.Sprintf("field %s: %v", f, err), f
+	case errors.As(err, &syntactic) && errors.Is(err, jsontext.ErrDuplicateName):
+		f := strings.ReplaceAll(strings.TrimPrefix(string(syntactic.JSONPointer), "/"), "/", ".")
+		return "malformed", fmt.Sprintf("duplicate key %q at byte %d: each key once", f, syntactic.ByteOffset), f
+	case errors.As(err, &syntactic) && syntactic.Err != nil && strings.Contains(syntactic.Err.Error(), "invalid UTF-8"): // its sentinel is internal
+		return "malformed", fmt.Sprintf("invalid UTF-8 at byte %d: text must be valid UTF-8", syntactic.ByteOffset), ""
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "malformed", "the JSON body ends too early", ""
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return "unknown_field", fmt.Sprintf("unknown field %q", name), name
+	case errors.As(err, &syntactic):
+		return "malformed", fmt.Sprintf("invalid JSON at byte %d: %v", syntactic.ByteOffset, err), ""
 	}
 	return "malformed", "invalid JSON: " + err.Error(), ""
 }

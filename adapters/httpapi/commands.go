@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 	"unicode"
@@ -199,7 +200,7 @@ func (a *API) execute(w http.ResponseWriter, r *http.Request, req casehandler.Re
 	log := a.cfg.Log.With(zap.String("case_id", req.CaseID), zap.String("command_id", req.CommandID),
 		zap.String("command", req.Command.CommandName()), zap.String("actor", req.Actor.String()))
 	if err != nil {
-		log.Info("command refused", zap.Error(err), zap.Duration("duration", time.Since(start)))
+		log.Info("command refused", refusalFields(err, zap.Duration("duration", time.Since(start)))...)
 		a.writeFailure(w, err)
 		return
 	}
@@ -240,4 +241,19 @@ func mustV7() string {
 		panic("httpapi: no randomness for a UUIDv7: " + err.Error())
 	}
 	return u.String()
+}
+
+// refusalFields describe a failed command for the log: a refusal by its
+// kind and field, never its reason, which quotes what the caller typed
+// (a phone number in an id field is personal data).
+func refusalFields(err error, more ...zap.Field) []zap.Field {
+	var refusal *domain.Refusal
+	if errors.As(err, &refusal) {
+		kind := "refused"
+		if refusal.Err != nil {
+			kind = refusal.Err.Error()
+		}
+		return append(more, zap.String("refusal", kind), zap.String("field", refusal.Field))
+	}
+	return append(more, zap.Error(err))
 }

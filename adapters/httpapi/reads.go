@@ -71,7 +71,11 @@ func (a *API) readHistory(w http.ResponseWriter, r *http.Request) ([]domain.Enve
 }
 
 func (a *API) getCase(w http.ResponseWriter, r *http.Request) {
-	reveal := r.URL.Query().Get("reveal")
+	q, ok := query(w, r, "as_of", "reveal")
+	if !ok {
+		return
+	}
+	reveal := q.Get("reveal")
 	if reveal != "" && reveal != "requester" {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_value", "reveal takes requester", "reveal")
 		return
@@ -93,6 +97,9 @@ func (a *API) getCase(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
+	if _, ok := query(w, r, "as_of"); !ok {
+		return
+	}
 	history, _, ok := a.readHistory(w, r)
 	if !ok {
 		return
