@@ -335,6 +335,8 @@ func (a *API) writeFailure(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, "idempotency_key_reused", err.Error(), "Idempotency-Key")
 	case errors.Is(err, casehandler.ErrContention):
 		writeError(w, http.StatusConflict, "version_conflict", err.Error(), "")
+	case errors.Is(err, errNoVault):
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "this service keeps no personal data: it runs without a key store", "requester")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, "timeout", "the request timed out; retrying with the same Idempotency-Key is safe", "")
 	default:

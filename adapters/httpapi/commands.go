@@ -83,7 +83,7 @@ func (a *API) raise(w http.ResponseWriter, r *http.Request) {
 	fingerprinted.Requester = nil
 	canonical, _ := json.Marshal(fingerprinted) // re-encoded so that spacing does not change the fingerprint
 	if body.Requester != nil {
-		sealed, print, ok := a.sealRequester(w, r, req.CaseID, raise, body.Requester)
+		sealed, print, ok := a.sealRaiseRequester(w, r, req.CaseID, raise, *body.Requester)
 		if !ok {
 			return
 		}

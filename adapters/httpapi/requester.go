@@ -23,41 +23,55 @@ type RequesterRequest struct {
 // nor show personal data.
 var errNoVault = errors.New("httpapi: no key store for personal data")
 
-// sealRequester checks a raise's requester and seals it under the key of
-// caseID; it returns the sealed requester and the keyed fingerprint that
-// stands for it in the request's fingerprint. A key is made only for a
-// raise that will be accepted: the raise is authorized and decided first
-// (pure, and decided again by the handler). On failure it has written the
-// answer and returns false.
-func (a *API) sealRequester(w http.ResponseWriter, r *http.Request, caseID string, raise domain.Raise, body *RequesterRequest) (*domain.SealedRequester, string, bool) {
+// sealRequester checks a requester and seals it under the key of caseID
+// (made first when there is none), for any command that takes one in: a
+// raise, a ticket. It returns the sealed requester and a keyed fingerprint
+// that stands for it in the request's fingerprint (a retry with the same
+// case id gets the same key, so the same fingerprint). Errors are refusals
+// naming requester.name or requester.phone, errNoVault, or the key store's.
+// Make a key only for a command that will be accepted: decide it first.
+func (a *API) sealRequester(ctx context.Context, caseID string, body RequesterRequest) (*domain.SealedRequester, string, error) {
 	requester, err := domain.NewRequester(body.Name, body.Phone)
 	if err != nil {
-		a.writeFailure(w, err)
-		return nil, "", false
+		return nil, "", err
 	}
 	if a.cfg.Requesters == nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "this service keeps no personal data: it runs without a key store", "requester")
-		return nil, "", false
+		return nil, "", errNoVault
 	}
-	if err := domain.Authorize(nil, actorOf(r), raise); err != nil {
-		a.writeFailure(w, err)
-		return nil, "", false
-	}
-	if _, err := domain.Decide(nil, raise, a.cfg.Directory, time.Now()); err != nil {
-		a.writeFailure(w, err)
-		return nil, "", false
-	}
-	key, err := a.cfg.Requesters.Key(r.Context(), caseID)
+	key, err := a.cfg.Requesters.Key(ctx, caseID)
 	if err != nil {
-		a.writeFailure(w, err)
-		return nil, "", false
+		return nil, "", err
 	}
 	sealed, err := key.Seal(requester)
 	if err != nil {
+		return nil, "", err
+	}
+	return &sealed, key.Fingerprint(requester), nil
+}
+
+// sealRaiseRequester seals a raise's requester once the raise is known to
+// be accepted (authorized and decided, both pure; the handler decides it
+// again), so that no key is made for a refused raise. On failure it has
+// written the answer.
+func (a *API) sealRaiseRequester(w http.ResponseWriter, r *http.Request, caseID string, raise domain.Raise, body RequesterRequest) (*domain.SealedRequester, string, bool) {
+	if _, err := domain.NewRequester(body.Name, body.Phone); err != nil {
 		a.writeFailure(w, err)
 		return nil, "", false
 	}
-	return &sealed, key.Fingerprint(requester), true
+	err := domain.Authorize(nil, actorOf(r), raise)
+	if err == nil {
+		_, err = domain.Decide(nil, raise, a.cfg.Directory, time.Now())
+	}
+	var sealed *domain.SealedRequester
+	var print string
+	if err == nil {
+		sealed, print, err = a.sealRequester(r.Context(), caseID, body)
+	}
+	if err != nil {
+		a.writeFailure(w, err)
+		return nil, "", false
+	}
+	return sealed, print, true
 }
 
 // requesterView is the case's requester as every read shows it: masked, or
