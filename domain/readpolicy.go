@@ -185,3 +185,23 @@ func AuthorizeAuditRead(actor Actor, read AuditRead) error {
 	}
 	return refuse(ErrNotYours, "", "%s is for auditors", read.what)
 }
+
+// authorizeRequester: a case's requester is personal data, readable whole
+// only by the case's street (a reveal, which Authorize lets through as a
+// command because it is recorded), and forgotten by that street or an
+// auditor. Everyone else reads it masked, with the case.
+func authorizeRequester(c *Case, actor Actor, cmd Command) error {
+	if _, forget := cmd.(ForgetRequester); forget && actor.Role == ActorAuditor {
+		return nil
+	}
+	switch {
+	case actor.Role != ActorStreet:
+		if _, forget := cmd.(ForgetRequester); forget {
+			return refuse(ErrNotYours, "", "only the case's street or an auditor may forget its requester")
+		}
+		return refuse(ErrNotYours, "", "only the case's street may reveal its requester")
+	case actor.ID != c.Street:
+		return refuse(ErrNotYours, "", "case belongs to street %q, not %q", c.Street, actor.ID)
+	}
+	return nil
+}

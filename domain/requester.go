@@ -169,24 +169,6 @@ type RequesterForgotten struct {
 func (RequesterRevealed) EventType() string  { return TypeRequesterRevealed }
 func (RequesterForgotten) EventType() string { return TypeRequesterForgotten }
 
-// authorizeRequester: only the owning street reveals; the owning street or
-// an auditor forgets.
-func authorizeRequester(c *Case, actor Actor, cmd Command) error {
-	if _, forget := cmd.(ForgetRequester); forget && actor.Role == ActorAuditor {
-		return nil
-	}
-	switch {
-	case actor.Role != ActorStreet:
-		if _, forget := cmd.(ForgetRequester); forget {
-			return refuse(ErrNotYours, "", "only the case's street or an auditor may forget its requester")
-		}
-		return refuse(ErrNotYours, "", "only the case's street may reveal its requester")
-	case actor.ID != c.Street:
-		return refuse(ErrNotYours, "", "case belongs to street %q, not %q", c.Street, actor.ID)
-	}
-	return nil
-}
-
 // decideRequester decides a reveal or a forget, at any status (a closed
 // case is called back, and may be forgotten years later).
 func decideRequester(c *Case, cmd Command) ([]Event, error) {
