@@ -124,6 +124,11 @@ func SetClientAuthentication(ns *server.Server, auth server.Authentication) erro
 	return nil
 }
 
+// EmbeddedSyncInterval is how often an embedded server started with
+// SyncAlways syncs the streams that do not sync every write (PersistMode
+// async).
+const EmbeddedSyncInterval = time.Second
+
 // StartEmbedded starts a nats-server with JetStream file storage in this
 // process and returns it once it accepts connections. The server does not
 // log and does not handle signals; the caller owns it and stops it with
@@ -146,6 +151,11 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 		// The banner is printed through the logger, which is not configured;
 		// disabling it states the intent.
 		DisableJetStreamBanner: true,
+	}
+	if opts.SyncAlways {
+		// Streams that opt out of a sync per write (the event log's
+		// derived index, PersistMode async) are synced this often.
+		so.SyncInterval = EmbeddedSyncInterval
 	}
 	var gate *authGate
 	if opts.ListenAddr == "" {

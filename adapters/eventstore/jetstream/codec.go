@@ -100,42 +100,50 @@ func decodeCommit(stream string, r rawMsg) (eventstore.Commit, error) {
 	bad := func(what string) error {
 		return fmt.Errorf("jetstream: message %d on %s: %s: %w", r.seq, r.subject, what, errNotCommit)
 	}
-	b := r.data
+	c, first, count, err := decodeBody(stream, eventstore.Position(r.seq), r.data, bad)
+	if err != nil {
+		return eventstore.Commit{}, err
+	}
+	if first != meta.first || count != meta.count {
+		return eventstore.Commit{}, bad(fmt.Sprintf("body says versions %d+%d, headers %d+%d", first, count, meta.first, meta.count))
+	}
+	return c, nil
+}
+
+// decodeBody decodes a commit body (formatV1) of stream at position pos;
+// bad wraps what is wrong with it.
+func decodeBody(stream string, pos eventstore.Position, b []byte, bad func(string) error) (c eventstore.Commit, first, count uint64, err error) {
 	if len(b) == 0 || b[0] != formatV1 {
-		return eventstore.Commit{}, bad("unknown body format")
+		return eventstore.Commit{}, 0, 0, bad("unknown body format")
 	}
 	b = b[1:]
 	first, n := binary.Uvarint(b)
 	if n <= 0 {
-		return eventstore.Commit{}, bad("truncated first version")
+		return eventstore.Commit{}, 0, 0, bad("truncated first version")
 	}
 	b = b[n:]
-	count, n := binary.Uvarint(b)
+	count, n = binary.Uvarint(b)
 	if n <= 0 {
-		return eventstore.Commit{}, bad("truncated count")
+		return eventstore.Commit{}, 0, 0, bad("truncated count")
 	}
 	b = b[n:]
-	if first != meta.first || count != meta.count {
-		return eventstore.Commit{}, bad(fmt.Sprintf("body says versions %d+%d, headers %d+%d", first, count, meta.first, meta.count))
-	}
 	// Each event takes at least three bytes; this bounds the allocation by
 	// the body's size whatever count says.
 	if count > uint64(len(b))/3 {
-		return eventstore.Commit{}, bad(fmt.Sprintf("count %d does not fit in %d bytes", count, len(b)))
+		return eventstore.Commit{}, 0, 0, bad(fmt.Sprintf("count %d does not fit in %d bytes", count, len(b)))
 	}
-	pos := eventstore.Position(r.seq)
 	events := make([]eventstore.RecordedEvent, count)
 	for i := range events {
 		var id, typ, data []byte
 		var ok bool
 		if id, b, ok = takeBytes(b); !ok {
-			return eventstore.Commit{}, bad(fmt.Sprintf("event %d: truncated id", i))
+			return eventstore.Commit{}, 0, 0, bad(fmt.Sprintf("event %d: truncated id", i))
 		}
 		if typ, b, ok = takeBytes(b); !ok {
-			return eventstore.Commit{}, bad(fmt.Sprintf("event %d: truncated type", i))
+			return eventstore.Commit{}, 0, 0, bad(fmt.Sprintf("event %d: truncated type", i))
 		}
 		if data, b, ok = takeBytes(b); !ok {
-			return eventstore.Commit{}, bad(fmt.Sprintf("event %d: truncated data", i))
+			return eventstore.Commit{}, 0, 0, bad(fmt.Sprintf("event %d: truncated data", i))
 		}
 		events[i] = eventstore.RecordedEvent{
 			Stream:   stream,
@@ -147,9 +155,9 @@ func decodeCommit(stream string, r rawMsg) (eventstore.Commit, error) {
 		}
 	}
 	if len(b) != 0 {
-		return eventstore.Commit{}, bad(fmt.Sprintf("%d trailing bytes", len(b)))
+		return eventstore.Commit{}, 0, 0, bad(fmt.Sprintf("%d trailing bytes", len(b)))
 	}
-	return eventstore.Commit{Stream: stream, Position: pos, Events: events}, nil
+	return eventstore.Commit{Stream: stream, Position: pos, Events: events}, first, count, nil
 }
 
 // takeBytes splits a length-prefixed field off b. The field aliases b, which

@@ -56,7 +56,12 @@ const maxBatch = 4096
 // the leader by a few milliseconds; callers that must see their own writes
 // check what they got (see ReadStream).
 func (s *Store) directRange(ctx context.Context, filter string, start uint64, limit int, fn func(rawMsg) error) error {
-	subj := s.apiPrefix + "DIRECT.GET." + s.cfg.StreamName
+	return s.directRangeOn(ctx, s.cfg.StreamName, filter, start, limit, fn)
+}
+
+// directRangeOn is directRange on the JetStream stream named stream.
+func (s *Store) directRangeOn(ctx context.Context, stream, filter string, start uint64, limit int, fn func(rawMsg) error) error {
+	subj := s.apiPrefix + "DIRECT.GET." + stream
 	for read := 0; read < limit; {
 		req := getRequest{Seq: start, NextFor: filter, Batch: min(limit-read, maxBatch), MaxBytes: batchMaxBytes}
 		n, last, pending, err := s.directBatch(ctx, subj, req, fn)
@@ -76,6 +81,7 @@ func (s *Store) directRange(ctx context.Context, filter string, start uint64, li
 // reply to fn. It returns how many messages came, the last one's sequence and
 // how many more the stream said were pending after them.
 func (s *Store) directBatch(ctx context.Context, subj string, req getRequest, fn func(rawMsg) error) (n int, last, pending uint64, err error) {
+	name := strings.TrimPrefix(subj, s.apiPrefix+"DIRECT.GET.")
 	body, err := json.Marshal(req)
 	if err != nil {
 		return 0, 0, 0, err
@@ -106,9 +112,9 @@ func (s *Store) directBatch(ctx context.Context, subj string, req getRequest, fn
 				// Nothing at or after req.Seq: the reply is this alone.
 				return n, last, 0, nil
 			case statusNoResp:
-				return n, last, 0, fmt.Errorf("no responders for direct get on stream %s: %w", s.cfg.StreamName, natsjs.ErrNoStreamResponse)
+				return n, last, 0, fmt.Errorf("no responders for direct get on stream %s: %w", name, natsjs.ErrNoStreamResponse)
 			default:
-				return n, last, 0, fmt.Errorf("direct get on stream %s: status %s %s", s.cfg.StreamName, status, m.Header.Get(hdrDescription))
+				return n, last, 0, fmt.Errorf("direct get on stream %s: status %s %s", name, status, m.Header.Get(hdrDescription))
 			}
 		}
 		r, err := directMsg(m)
@@ -119,7 +125,7 @@ func (s *Store) directBatch(ctx context.Context, subj string, req getRequest, fn
 		// gap means the client dropped a message (a slow consumer), and a
 		// read that skipped a commit must not pass for a whole one.
 		if prev := m.Header.Get(hdrLastSeq); prev != strconv.FormatUint(last, 10) {
-			return n, last, 0, fmt.Errorf("direct get on stream %s: message %d follows %s, expected %d: a reply was lost", s.cfg.StreamName, r.seq, prev, last)
+			return n, last, 0, fmt.Errorf("direct get on stream %s: message %d follows %s, expected %d: a reply was lost", name, r.seq, prev, last)
 		}
 		if err := fn(r); err != nil {
 			return n, last, 0, err
@@ -179,17 +185,22 @@ func (s *Store) directLast(ctx context.Context, subject string) (r rawMsg, ok bo
 // is none. It is the authority on what the stream holds now, for decisions
 // (a conflict, a retried append) that a lagging replica must not make.
 func (s *Store) leaderGet(ctx context.Context, req getRequest) (r rawMsg, ok bool, err error) {
+	return s.leaderGetOn(ctx, s.cfg.StreamName, req)
+}
+
+// leaderGetOn is leaderGet on the JetStream stream named stream.
+func (s *Store) leaderGetOn(ctx context.Context, stream string, req getRequest) (r rawMsg, ok bool, err error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return rawMsg{}, false, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	m, err := s.nc.RequestWithContext(rctx, s.apiPrefix+"STREAM.MSG.GET."+s.cfg.StreamName, body)
+	m, err := s.nc.RequestWithContext(rctx, s.apiPrefix+"STREAM.MSG.GET."+stream, body)
 	if err != nil {
 		err = s.timeout(ctx, err)
 		if errors.Is(err, nats.ErrNoResponders) {
-			return rawMsg{}, false, fmt.Errorf("no responders for get on stream %s: %w", s.cfg.StreamName, natsjs.ErrNoStreamResponse)
+			return rawMsg{}, false, fmt.Errorf("no responders for get on stream %s: %w", stream, natsjs.ErrNoStreamResponse)
 		}
 		return rawMsg{}, false, err
 	}
@@ -203,21 +214,21 @@ func (s *Store) leaderGet(ctx context.Context, req getRequest) (r rawMsg, ok boo
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return rawMsg{}, false, fmt.Errorf("get on stream %s: bad reply: %w", s.cfg.StreamName, err)
+		return rawMsg{}, false, fmt.Errorf("get on stream %s: bad reply: %w", stream, err)
 	}
 	if resp.Error != nil {
 		if resp.Error.ErrorCode == natsjs.JSErrCodeMessageNotFound {
 			return rawMsg{}, false, nil
 		}
-		return rawMsg{}, false, fmt.Errorf("get on stream %s: %w", s.cfg.StreamName, resp.Error)
+		return rawMsg{}, false, fmt.Errorf("get on stream %s: %w", stream, resp.Error)
 	}
 	if resp.Message == nil {
-		return rawMsg{}, false, fmt.Errorf("get on stream %s: reply without a message", s.cfg.StreamName)
+		return rawMsg{}, false, fmt.Errorf("get on stream %s: reply without a message", stream)
 	}
 	var hdr nats.Header
 	if len(resp.Message.Hdrs) > 0 {
 		if hdr, err = nats.DecodeHeadersMsg(resp.Message.Hdrs); err != nil {
-			return rawMsg{}, false, fmt.Errorf("get on stream %s: message %d: bad headers: %w", s.cfg.StreamName, resp.Message.Seq, err)
+			return rawMsg{}, false, fmt.Errorf("get on stream %s: message %d: bad headers: %w", stream, resp.Message.Seq, err)
 		}
 	}
 	return rawMsg{subject: resp.Message.Subject, seq: resp.Message.Seq, header: hdr, data: resp.Message.Data}, true, nil

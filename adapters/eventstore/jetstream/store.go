@@ -38,6 +38,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 )
@@ -110,6 +111,40 @@ type Config struct {
 	// batch, or a set of commits published one by one); commits that arrive
 	// meanwhile wait and form the next unit. Default DefaultMaxInflight.
 	MaxInflight int
+	// Packed writes the log packed (DESIGN.md §11): every commit waiting
+	// when a batch is cut goes into one message of the stream
+	// LogStreamName, written by one Store at a time (the owner, by a lease
+	// in LeaseBucket, fenced by the server), to which the others forward
+	// their appends; each commit is copied to IndexStreamName for
+	// ReadStream. The group commit fields above do not apply.
+	Packed bool
+	// LogStreamName, LogSubject, IndexStreamName, IndexPrefix and
+	// LeaseBucket name the packed log's stream (subject <LogSubject>.p0;
+	// forwarded appends go to <LogSubject>.rpc.<store id>), its index
+	// (subjects <IndexPrefix>.<stream>) and the owner's lease. Defaults
+	// DefaultLogStreamName and the others.
+	LogStreamName   string
+	LogSubject      string
+	IndexStreamName string
+	IndexPrefix     string
+	LeaseBucket     string
+	// LeaseTTL is how long the owner's lease outlives its last renewal
+	// (renewed every third of it): how long appends wait when an owner dies
+	// without closing. Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// MaxPacked bounds the commits of one batch. Default DefaultMaxPacked.
+	MaxPacked int
+	// IndexAsync stores the index with PersistMode async (no fsync per
+	// copy; a single server only). Set it only for a server that runs in
+	// this process, whose crash is this Store's: IndexDurableAfter then
+	// says how long after its acknowledgement a copy is taken as synced
+	// (a few of the server's sync intervals), and the next owner
+	// re-publishes what came after.
+	IndexAsync        bool
+	IndexDurableAfter time.Duration
+	// Logger receives the packed log's ownership changes. Default: none.
+	Logger *zap.Logger
+
 	// Linger, when positive, is how long the committer waits for MinBatch
 	// commits to gather before it sends fewer. Default 0: it never waits
 	// for a timer, batches form from what arrives while units are in
@@ -157,6 +192,30 @@ func (c *Config) setDefaults() {
 	if c.MaxInflight == 0 {
 		c.MaxInflight = DefaultMaxInflight
 	}
+	if c.LogStreamName == "" {
+		c.LogStreamName = DefaultLogStreamName
+	}
+	if c.LogSubject == "" {
+		c.LogSubject = DefaultLogSubject
+	}
+	if c.IndexStreamName == "" {
+		c.IndexStreamName = DefaultIndexStreamName
+	}
+	if c.IndexPrefix == "" {
+		c.IndexPrefix = DefaultIndexPrefix
+	}
+	if c.LeaseBucket == "" {
+		c.LeaseBucket = DefaultLeaseBucket
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.MaxPacked == 0 {
+		c.MaxPacked = DefaultMaxPacked
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
 }
 
 func (c *Config) validate() error {
@@ -185,6 +244,19 @@ func (c *Config) validate() error {
 		return fmt.Errorf("jetstream: max inflight %d: want at least 1", c.MaxInflight)
 	case c.Linger < 0 || c.Linger > time.Second:
 		return fmt.Errorf("jetstream: linger %s: want 0 to 1s", c.Linger)
+	case c.LeaseTTL < 100*time.Millisecond:
+		return fmt.Errorf("jetstream: lease TTL %s: want at least 100ms", c.LeaseTTL)
+	case c.MaxPacked < 1:
+		return fmt.Errorf("jetstream: max packed %d: want at least 1", c.MaxPacked)
+	case c.IndexAsync && c.Replicas > 1:
+		return fmt.Errorf("jetstream: an async index needs replicas 1, not %d", c.Replicas)
+	case c.IndexDurableAfter < 0:
+		return fmt.Errorf("jetstream: index durable after %s: must not be negative", c.IndexDurableAfter)
+	}
+	for _, name := range []string{c.LogStreamName, c.IndexStreamName, c.LeaseBucket} {
+		if strings.ContainsAny(name, ".*>/\\") || strings.IndexFunc(name, unicode.IsSpace) >= 0 {
+			return fmt.Errorf("jetstream: stream name %q: must not contain '.', '*', '>', '/', '\\' or whitespace", name)
+		}
 	}
 	return nil
 }
@@ -202,6 +274,7 @@ type Store struct {
 	replies   *replyMux
 	locks     *streamLocks
 	gc        *committer // nil: group commit off
+	packed    *packedLog // nil: a message per commit
 
 	// life is cancelled by Close, which ends every call in flight.
 	life   context.Context
@@ -237,6 +310,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	js, err := natsjs.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: open stream %s: %w", cfg.StreamName, err)
+	}
+	if cfg.Packed {
+		return openPackedStore(ctx, nc, js, cfg)
 	}
 	sc := natsjs.StreamConfig{
 		Name:        cfg.StreamName,
@@ -290,6 +366,63 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// openPackedStore opens the packed log (Config.Packed).
+func openPackedStore(ctx context.Context, nc *nats.Conn, js natsjs.JetStream, cfg Config) (*Store, error) {
+	sc := natsjs.StreamConfig{
+		Name:        cfg.LogStreamName,
+		Description: "whistle event log, packed: one message per batch of commits, one writer at a time",
+		Subjects:    []string{cfg.LogSubject + ".p0"},
+		Retention:   natsjs.LimitsPolicy,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+		Discard:     natsjs.DiscardNew,
+		Storage:     natsjs.FileStorage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  cfg.DuplicateWindow,
+		AllowDirect: true,
+		DenyDelete:  true,
+		DenyPurge:   true,
+	}
+	rctx, cancel := context.WithTimeout(ctx, max(cfg.RequestTimeout, 10*time.Second))
+	defer cancel()
+	stream, err := js.CreateOrUpdateStream(rctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: create or update stream %s (subject %s.p0, replicas %d): %w", cfg.LogStreamName, cfg.LogSubject, cfg.Replicas, err)
+	}
+	replies, err := newReplyMux(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: open stream %s: subscribe to replies: %w", cfg.LogStreamName, err)
+	}
+	life, kill := context.WithCancel(context.Background())
+	s := &Store{
+		cfg:       cfg,
+		nc:        nc,
+		js:        js,
+		stream:    stream,
+		apiPrefix: "$JS.API.",
+		cache:     newTipCache(cfg.CacheSize),
+		replies:   replies,
+		locks:     newStreamLocks(),
+		life:      life,
+		kill:      kill,
+	}
+	s.publish = js.PublishMsg
+	s.publishBatch = s.publishAtomic
+	if s.packed, err = openPacked(rctx, s); err != nil {
+		kill()
+		replies.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Packed reports whether the Store writes the packed log (Config.Packed).
+func (s *Store) Packed() bool { return s.packed != nil }
+
+// Owner reports whether this Store owns the packed log now (it writes
+// batches; the others forward to it).
+func (s *Store) Owner() bool { return s.packed != nil && s.packed.writer() != nil }
+
 // GroupCommit reports whether concurrent Appends are gathered into atomic
 // batches: Config.MaxBatch above 1 and a server that supports them.
 func (s *Store) GroupCommit() bool { return s.gc != nil }
@@ -307,6 +440,9 @@ func (s *Store) observe(commits int) {
 // It is idempotent and always returns nil.
 func (s *Store) Close() error {
 	if s.closed.CompareAndSwap(false, true) {
+		if s.packed != nil {
+			s.packed.close()
+		}
 		s.kill()
 		s.replies.close()
 	}
@@ -370,6 +506,14 @@ func (s *Store) Append(ctx context.Context, stream string, expectedVersion uint6
 		return eventstore.AppendResult{}, err
 	}
 	defer done()
+	if s.packed != nil {
+		res, err := s.packed.append(ctx, stream, expectedVersion, events)
+		var ce *eventstore.ConflictError
+		if err != nil && !errors.As(err, &ce) {
+			return eventstore.AppendResult{}, fail(ctx, op, err)
+		}
+		return res, err
+	}
 	// One append per stream at a time from this Store: the next one reads
 	// the tip this one leaves, and a batch never holds two of a stream.
 	unlock, err := s.locks.lock(ctx, stream)
@@ -614,6 +758,13 @@ func (s *Store) ReadStream(ctx context.Context, stream string) ([]eventstore.Rec
 		return nil, err
 	}
 	defer done()
+	if s.packed != nil {
+		events, err := s.packed.readStream(ctx, stream)
+		if err != nil {
+			return nil, fail(ctx, op, err)
+		}
+		return events, nil
+	}
 
 	var events []eventstore.RecordedEvent
 	var lastSeq uint64
@@ -667,6 +818,13 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, limit in
 		return nil, err
 	}
 	defer done()
+	if s.packed != nil {
+		commits, err := s.packed.readAll(ctx, uint64(after), limit)
+		if err != nil {
+			return nil, fail(ctx, op, err)
+		}
+		return commits, nil
+	}
 
 	var commits []eventstore.Commit
 	err = s.directRange(ctx, "", uint64(after)+1, limit, func(r rawMsg) error {
@@ -704,6 +862,9 @@ func (s *Store) Subscribe(ctx context.Context, after eventstore.Position, handle
 		return err
 	}
 	defer done()
+	if s.packed != nil {
+		return s.packed.subscribe(ctx, uint64(after), handle, op)
+	}
 
 	cons, err := s.js.OrderedConsumer(ctx, s.cfg.StreamName, natsjs.OrderedConsumerConfig{
 		DeliverPolicy: natsjs.DeliverByStartSequencePolicy,
@@ -761,6 +922,13 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 		return 0, err
 	}
 	defer done()
+	if s.packed != nil {
+		head, _, err := s.packed.head(ctx)
+		if err != nil {
+			return 0, fail(ctx, op, s.timeout(ctx, err))
+		}
+		return eventstore.Position(head), nil
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	info, err := s.stream.Info(rctx)
