@@ -20,7 +20,7 @@ type options struct {
 	natsListen string
 	replicas   int
 	fsync      string
-	// groupCommit: auto, on or off; see groupCommitOn.
+	// groupCommit: auto, on, off or packed; see groupCommitOn and packed.
 	groupCommit string
 	// pprof serves /debug/pprof/ on the API address, for profiling.
 	pprof    bool
@@ -40,7 +40,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.natsListen, "nats-listen", "", "host:port on which the embedded NATS server accepts clients (empty: in-process only)")
 	fs.IntVar(&o.replicas, "replicas", 1, "JetStream replicas of whistle's streams and buckets on an external cluster")
 	fs.StringVar(&o.fsync, "fsync", "always", "always: fsync every commit before acknowledging it; interval: the server's periodic sync")
-	fs.StringVar(&o.groupCommit, "group-commit", "auto", "JetStream store: write concurrent commits as atomic batches sharing one fsync: on, off, or auto (on unless the embedded server runs with --fsync interval, where there is no fsync to share)")
+	fs.StringVar(&o.groupCommit, "group-commit", "auto", "JetStream store: write concurrent commits as atomic batches sharing one fsync: on, off, or auto (on unless the embedded server runs with --fsync interval, where there is no fsync to share); packed: the packed log, every waiting commit in one message, one writer at a time (DESIGN.md §11; needs --fsync always on the embedded server)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiles on /debug/pprof/ (no authentication: for a trusted network only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 
@@ -70,13 +70,18 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		return o, fmt.Errorf("--fsync %q: want always or interval", o.fsync)
 	}
 	switch o.groupCommit {
-	case "auto", "on", "off":
+	case "auto", "on", "off", "packed":
 	case "true":
 		o.groupCommit = "on"
 	case "false":
 		o.groupCommit = "off"
 	default:
-		return o, fmt.Errorf("--group-commit %q: want auto, on or off", o.groupCommit)
+		return o, fmt.Errorf("--group-commit %q: want auto, on, off or packed", o.groupCommit)
+	}
+	if o.groupCommit == "packed" && o.nats == "" && o.fsync != "always" {
+		// The index is written after the log and must never hold a commit
+		// that a power loss took from the log.
+		return o, fmt.Errorf("--group-commit packed needs --fsync always on the embedded server, not %q", o.fsync)
 	}
 	if o.replicas < 1 || o.replicas > 5 {
 		return o, fmt.Errorf("--replicas %d: want 1 to 5", o.replicas)
@@ -94,8 +99,12 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 // the embedded server syncing on an interval there are none to share, and
 // batching then costs about a tenth of the throughput (BENCHMARKS.md).
 func (o options) groupCommitOn() bool {
-	if o.groupCommit == "auto" {
+	if o.groupCommit == "auto" || o.groupCommit == "packed" {
 		return o.fsync == "always" || o.nats != ""
 	}
 	return o.groupCommit == "on"
 }
+
+// packed tells whether the event log is the packed log (--group-commit
+// packed); the dispatch stream then batches as with auto.
+func (o options) packed() bool { return o.groupCommit == "packed" }

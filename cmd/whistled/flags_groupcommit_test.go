@@ -33,3 +33,22 @@ func TestGroupCommitFlag(t *testing.T) {
 		t.Error("--group-commit sometimes accepted")
 	}
 }
+
+// TestGroupCommitPackedFlag: packed chooses the packed log (and keeps the
+// dispatch stream's batching as auto does); it needs fsync always on the
+// embedded server.
+func TestGroupCommitPackedFlag(t *testing.T) {
+	o, err := parseOptions([]string{"--group-commit", "packed"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.packed() || !o.groupCommitOn() {
+		t.Errorf("--group-commit packed: packed %v, group commit %v; want both", o.packed(), o.groupCommitOn())
+	}
+	if _, err := parseOptions([]string{"--group-commit", "packed", "--fsync", "interval"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("--group-commit packed with --fsync interval on the embedded server accepted")
+	}
+	if o, err := parseOptions([]string{"--group-commit", "packed", "--fsync", "interval", "--nats", "nats://127.0.0.1:4222"}, func(string) string { return "" }, io.Discard); err != nil || !o.packed() {
+		t.Errorf("--group-commit packed on an external NATS: %v, packed %v", err, o.packed())
+	}
+}

@@ -245,9 +245,21 @@ func openStore(ctx context.Context, opts options, nc *nats.Conn, log *zap.Logger
 		// parseOptions); NATS stays the bus.
 		return esdb.Open(ctx, esdb.Config{URL: opts.store, Logger: log})
 	}
-	cfg := jetstream.Config{Replicas: opts.replicas, BatchObserver: batches}
-	if !opts.groupCommitOn() {
+	cfg := jetstream.Config{Replicas: opts.replicas, BatchObserver: batches, Logger: log}
+	switch {
+	case opts.packed():
+		cfg.Packed = true
+		if opts.nats == "" {
+			// The embedded server dies with this process: its index may
+			// skip the fsync per copy (DESIGN.md §11).
+			cfg.IndexAsync = true
+			cfg.IndexDurableAfter = 3 * natsbus.EmbeddedSyncInterval
+		}
+	case !opts.groupCommitOn():
 		cfg.MaxBatch = 1 // one publish per commit
+	}
+	if err := jetstream.CheckLayout(ctx, nc, cfg); err != nil {
+		return nil, err
 	}
 	return jetstream.Open(ctx, nc, cfg)
 }

@@ -105,7 +105,9 @@ func TestConformanceEmbedded(t *testing.T) {
 	ns := startEmbedded(t, t.TempDir(), true)
 	nc := connect(t, natsbus.ConnectConfig{Server: ns, Name: "conformance"})
 	t.Run("cache", func(t *testing.T) {
-		storetest.Run(t, features(reopenEmbedded), func(t *testing.T) eventstore.Store {
+		f := features(reopenEmbedded)
+		f.Crash, f.LoseAck = crashPerMessage(ns, Config{}), loseAck
+		storetest.Run(t, f, func(t *testing.T) eventstore.Store {
 			return openStore(t, nc, Config{})
 		})
 	})

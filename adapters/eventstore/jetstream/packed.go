@@ -300,6 +300,9 @@ func (p *packedLog) append(ctx context.Context, stream string, expected uint64, 
 			}
 			return res, err
 		}
+		if p.s.nc.IsClosed() {
+			return eventstore.AppendResult{}, nats.ErrConnectionClosed
+		}
 		// No owner known, or it stepped down: take the lease if it is
 		// free, else learn the new owner.
 		if attempt > 0 {
@@ -329,7 +332,7 @@ func (p *packedLog) forward(ctx context.Context, subj, stream string, body []byt
 	m.Data = body
 	for try := 0; ; try++ {
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		reply, err := s.nc.RequestMsgWithContext(rctx, m)
+		reply, err := s.request(rctx, m)
 		cancel()
 		err = s.timeout(ctx, err)
 		if errors.Is(err, nats.ErrNoResponders) {
@@ -567,8 +570,12 @@ func (w *writer) putTip(stream string, t ownerTip) {
 
 // run is the writer's loop: recover, then batches until the writer stops.
 func (w *writer) run() {
+	var queue []*pending
 	defer func() {
 		// Whatever still waits goes to the next owner.
+		for _, r := range queue {
+			r.done <- packResult{err: errNotOwner}
+		}
 		for {
 			select {
 			case r := <-w.in:
@@ -594,7 +601,6 @@ func (w *writer) run() {
 		break
 	}
 	close(w.ready)
-	var queue []*pending
 	for {
 		if len(queue) == 0 {
 			select {
@@ -616,9 +622,6 @@ func (w *writer) run() {
 		if !w.synced {
 			if err := w.sync(); err != nil {
 				if w.ctx.Err() != nil {
-					for _, r := range queue {
-						r.done <- packResult{err: errNotOwner}
-					}
 					return
 				}
 				w.p.log.Warn("event log: catching up with the log failed; retrying", zap.Error(err))
@@ -1274,4 +1277,32 @@ func (p *packedLog) subscribe(ctx context.Context, after uint64, handle func(eve
 			}
 		}
 	}
+}
+
+// CheckLayout refuses to open cfg's log over a NATS whose log was written in
+// the other layout (a message per commit in StreamName, or packed in
+// LogStreamName): they are two logs, and switching would hide one.
+func CheckLayout(ctx context.Context, nc *nats.Conn, cfg Config) error {
+	cfg.setDefaults()
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: check the log's layout: %w", err)
+	}
+	other, flag := cfg.LogStreamName, "--group-commit packed"
+	if cfg.Packed {
+		other, flag = cfg.StreamName, "--group-commit on or off"
+	}
+	rctx, cancel := context.WithTimeout(ctx, max(cfg.RequestTimeout, 10*time.Second))
+	defer cancel()
+	st, err := js.Stream(rctx, other)
+	if errors.Is(err, natsjs.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("jetstream: check the log's layout: stream %s: %w", other, err)
+	}
+	if n := st.CachedInfo().State.Msgs; n > 0 {
+		return fmt.Errorf("jetstream: the event log is in stream %s (%d messages), written with %s; this setting writes another stream: keep that setting for this data", other, n, flag)
+	}
+	return nil
 }

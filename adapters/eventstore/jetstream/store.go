@@ -285,6 +285,8 @@ type Store struct {
 	// batch; tests replace them to lose acknowledgements or fail batches.
 	publish      func(ctx context.Context, m *nats.Msg, opts ...natsjs.PublishOpt) (*natsjs.PubAck, error)
 	publishBatch func(ctx context.Context, id string, msgs []*nats.Msg) (first uint64, err error)
+	// request forwards an append to the packed log's owner.
+	request func(ctx context.Context, m *nats.Msg) (*nats.Msg, error)
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -408,6 +410,7 @@ func openPackedStore(ctx context.Context, nc *nats.Conn, js natsjs.JetStream, cf
 	}
 	s.publish = js.PublishMsg
 	s.publishBatch = s.publishAtomic
+	s.request = nc.RequestMsgWithContext
 	if s.packed, err = openPacked(rctx, s); err != nil {
 		kill()
 		replies.close()

@@ -42,6 +42,17 @@ type Features struct {
 	// test checks that acknowledged appends survive. Nil: that test skips.
 	// Reopen registers its own cleanup with t.Cleanup.
 	Reopen func(t *testing.T) (first eventstore.Store, reopen func() eventstore.Store)
+	// Crash, when set, returns two stores over one log of their own, each
+	// as if in a process of its own, and crash, which kills the first
+	// abruptly while appends are in flight (in the middle of a batch, for
+	// a store that batches): no Close, its connection cut. The survivor
+	// must take over, and every append answered before must be in the
+	// log. Nil: that test skips. Crash registers its own cleanup.
+	Crash func(t *testing.T) (victim, survivor eventstore.Store, crash func())
+	// LoseAck, when set, makes the next append through s land but lose its
+	// acknowledgement on the way back (to the store, which may re-send, or
+	// to the caller, who retries). Nil: that test skips.
+	LoseAck func(t *testing.T, s eventstore.Store)
 	// InvalidStreamNames are stream names the backend refuses with
 	// eventstore.ErrInvalidStream, besides the empty name, which every
 	// backend refuses.
@@ -67,6 +78,9 @@ func Run(t *testing.T, features Features, open func(t *testing.T) eventstore.Sto
 		{"AppendToNewStream", testAppendToNewStream},
 		{"ConflictRefusedNothingWritten", testConflict},
 		{"ConcurrentAppendersOneWins", testConcurrentAppenders},
+		{"ConcurrentAppendersTwoStores", testConcurrentTwoStores},
+		{"OwnerKilledMidBatch", testCrash},
+		{"LostAcknowledgement", testLostAck},
 		{"ContiguousVersions", testContiguousVersions},
 		{"RoundTripBytes", testRoundTrip},
 		{"ReadMissingStream", testReadMissing},
@@ -339,6 +353,215 @@ func testConcurrentAppenders(t *testing.T, _ Features, open func(t *testing.T) e
 			}
 			checkStream(t, stream, mustRead(t, ctx, s, stream), append(before, winners[0])...)
 		})
+	}
+}
+
+// testConcurrentTwoStores races commands decided on one version through two
+// stores, as two whistled sharing one log do: one wins, the others conflict.
+func testConcurrentTwoStores(t *testing.T, _ Features, open func(t *testing.T) eventstore.Store) {
+	ctx := testContext(t)
+	stores := []eventstore.Store{open(t), open(t)}
+	const writers = 20
+	for _, base := range []uint64{0, 1, 3} {
+		t.Run(fmt.Sprintf("expected=%d", base), func(t *testing.T) {
+			stream := newStream()
+			var before []appended
+			var v uint64
+			for v < base {
+				c := appended{events: newEvents(int(min(base-v, 2)), "WhistleRaised")}
+				c.res = mustAppend(t, ctx, stores[len(before)%2], stream, v, c.events)
+				v = c.res.NextVersion
+				before = append(before, c)
+			}
+			start := make(chan struct{})
+			type result struct {
+				c   appended
+				err error
+			}
+			results := make(chan result, writers)
+			for i := range writers {
+				go func() {
+					evs := newEvents(1+i%2, "AssignmentReported")
+					<-start
+					res, err := stores[i%2].Append(ctx, stream, base, evs)
+					results <- result{appended{res, evs}, err}
+				}()
+			}
+			close(start)
+			var winners []appended
+			var conflicts []error
+			for range writers {
+				r := <-results
+				if r.err == nil {
+					winners = append(winners, r.c)
+					continue
+				}
+				conflicts = append(conflicts, r.err)
+			}
+			if len(winners) != 1 {
+				t.Fatalf("%d of %d appenders on two stores at version %d won, want exactly 1", len(winners), writers, base)
+			}
+			for _, err := range conflicts {
+				requireConflict(t, err, stream, base, winners[0].res.NextVersion)
+			}
+			want := append(before, winners[0])
+			for i, s := range stores {
+				got, err := s.ReadStream(ctx, stream)
+				if err != nil {
+					t.Fatalf("store %d: ReadStream: %v", i, err)
+				}
+				checkStream(t, stream, got, want...)
+			}
+			// The loser re-decides on what it read and appends after the
+			// winner, through the other store.
+			next := appended{events: newEvents(1, "ProgressNoted")}
+			next.res = mustAppend(t, ctx, stores[1], stream, winners[0].res.NextVersion, next.events)
+			checkStream(t, stream, mustRead(t, ctx, stores[0], stream), append(want, next)...)
+		})
+	}
+}
+
+// testCrash kills a store with appends in flight and checks that the
+// survivor takes over with nothing acknowledged lost, and that each append
+// cut short, retried with the same arguments through the survivor, lands
+// exactly once.
+func testCrash(t *testing.T, f Features, _ func(t *testing.T) eventstore.Store) {
+	if f.Crash == nil {
+		t.Skip("the backend offers no Features.Crash: a writer killed mid-batch is not tested")
+	}
+	ctx := testContext(t)
+	victim, survivor, crash := f.Crash(t)
+	const writers = 16
+	type writerLog struct {
+		stream  string
+		done    []appended
+		cut     []eventstore.EventData // the append that ended with an error
+		cutFrom uint64
+	}
+	logs := make([]*writerLog, writers)
+	var answered atomic.Int32
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range logs {
+		l := &writerLog{stream: newStream()}
+		logs[i] = l
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var v uint64
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				evs := newEvents(1+len(l.done)%3, "ProgressNoted")
+				actx, cancel := context.WithTimeout(ctx, wait)
+				res, err := victim.Append(actx, l.stream, v, evs)
+				cancel()
+				if err != nil {
+					if errors.Is(err, eventstore.ErrConflict) {
+						t.Errorf("%s: append at %d through the victim: %v; nothing else writes this stream", l.stream, v, err)
+					}
+					l.cut, l.cutFrom = evs, v
+					return
+				}
+				l.done = append(l.done, appended{res, evs})
+				v = res.NextVersion
+				answered.Add(1)
+			}
+		}()
+	}
+	deadline := time.Now().Add(wait)
+	for answered.Load() < 3*writers && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if answered.Load() == 0 {
+		t.Fatal("no append through the victim was answered")
+	}
+	crash()
+	close(stop)
+	wg.Wait()
+	cut := 0
+	for _, l := range logs {
+		want := l.done
+		if l.cut != nil {
+			cut++
+			// Cut short: it may or may not have happened; the same
+			// append again must land it exactly once.
+			res, err := survivor.Append(ctx, l.stream, l.cutFrom, l.cut)
+			if err != nil {
+				t.Fatalf("%s: the append cut short by the crash, retried through the survivor: %v; want success", l.stream, err)
+			}
+			want = append(want, appended{res, l.cut})
+		}
+		checkStream(t, l.stream, mustRead(t, ctx, survivor, l.stream), want...)
+	}
+	t.Logf("%d appends answered before the crash, %d cut short and retried", answered.Load(), cut)
+	// The global log holds every commit once.
+	commits := map[string]map[eventstore.Position]bool{}
+	after := eventstore.Position(1<<63 - 1)
+	for _, l := range logs {
+		commits[l.stream] = map[eventstore.Position]bool{}
+		for _, e := range mustRead(t, ctx, survivor, l.stream) {
+			commits[l.stream][e.Position] = true
+			after = min(after, e.Position-1)
+		}
+	}
+	seen := map[string]int{}
+	for _, c := range readRange(t, ctx, survivor, after) {
+		if _, ok := commits[c.Stream]; ok {
+			if !commits[c.Stream][c.Position] {
+				t.Fatalf("the global log holds a commit of %s at position %d that its stream does not", c.Stream, c.Position)
+			}
+			seen[c.Stream]++
+		}
+	}
+	for _, l := range logs {
+		if seen[l.stream] != len(commits[l.stream]) {
+			t.Fatalf("the global log holds %d commits of %s, its stream %d", seen[l.stream], l.stream, len(commits[l.stream]))
+		}
+	}
+	// The survivor goes on writing.
+	l := logs[0]
+	got := mustRead(t, ctx, survivor, l.stream)
+	mustAppend(t, ctx, survivor, l.stream, uint64(len(got)), newEvents(1, "CaseClosed"))
+}
+
+// testLostAck loses one acknowledgement and checks that the append, retried
+// as a handler does, lands exactly once.
+func testLostAck(t *testing.T, f Features, open func(t *testing.T) eventstore.Store) {
+	if f.LoseAck == nil {
+		t.Skip("the backend offers no Features.LoseAck: a lost acknowledgement is tested only through the retried append")
+	}
+	ctx := testContext(t)
+	s := open(t)
+	stream := newStream()
+	c1 := appended{events: newEvents(1, "WhistleRaised")}
+	c1.res = mustAppend(t, ctx, s, stream, 0, c1.events)
+	c2 := appended{events: newEvents(2, "AssignmentMade")}
+	f.LoseAck(t, s)
+	res, err := s.Append(ctx, stream, 1, c2.events)
+	if err != nil {
+		t.Logf("append whose acknowledgement was lost: %v; retrying", err)
+		if res, err = s.Append(ctx, stream, 1, c2.events); err != nil {
+			t.Fatalf("retried append after a lost acknowledgement: %v; want success", err)
+		}
+	}
+	c2.res = res
+	checkStream(t, stream, mustRead(t, ctx, s, stream), c1, c2)
+	n := 0
+	for _, c := range readRange(t, ctx, s, c1.res.Position-1) {
+		if c.Stream == stream {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("the global log holds %d commits of %s, want 2", n, stream)
+	}
+	// Once more, now that the commit is known: recognised, not repeated.
+	if again, err := s.Append(ctx, stream, 1, c2.events); err != nil || again != c2.res {
+		t.Fatalf("append repeated after it was acknowledged = %+v, %v; want %+v", again, err, c2.res)
 	}
 }
 
