@@ -6,6 +6,7 @@
 #   scripts/bench.sh --grow [10000,100000]     cost of open cases
 #   scripts/bench.sh --replay [1000000]        replay of a log of that many events
 #   scripts/bench.sh --restart [500000]        cold and warm restart over a log of that many events
+#   scripts/bench.sh --store --peer [--rounds N]  Store.Append against PostgreSQL
 #
 # WHISTLED_BIN=path runs that whistled binary instead of building one (to
 # measure another commit's with this script).
@@ -20,6 +21,13 @@
 # minute once built. --peer also starts a PostgreSQL (Debian's package,
 # installed with apt-get when missing) in a temporary folder on a free port
 # and measures its durable appends at the same concurrency.
+#
+# --store --peer measures whistle's event store alone (Store.Append on the
+# packed log, on an embedded server as whistled has it) against the
+# PostgreSQL peer, the same ~1.9 KB commit of a new case at 16 and 64
+# appenders, in alternated rounds (default 3); its last line is
+#   store: appends_c16=N appends_c64=N peer_c16=N peer_c64=N fsync=always
+# (medians).
 #
 # The last line is:
 #   bench: whistles_per_s=N raw_appends_per_s=N ratio=R dispatch_p99_ms=X replay_events_per_s=N rss_mb=N fsync=always
@@ -36,6 +44,7 @@ extra=()
 grow=10000,100000
 events=1000000
 restart_events=500000
+rounds=3
 
 while [[ $# -gt 0 ]]; do
 	case "$1" in
@@ -50,6 +59,8 @@ while [[ $# -gt 0 ]]; do
 		mode=grow
 		if [[ $# -gt 1 && "$2" =~ ^[0-9,]+$ ]]; then grow="$2"; shift; fi
 		;;
+	--store) mode=store ;;
+	--rounds) rounds="${2:?--rounds needs a number}"; shift ;;
 	--replay)
 		mode=replay
 		if [[ $# -gt 1 && "$2" =~ ^[0-9]+$ ]]; then events="$2"; shift; fi
@@ -146,6 +157,15 @@ restart)
 	# The last line is:
 	#   restart: events=N cold_ready_s=X warm_ready_s=Y
 	"$work/loadgen" -mode restart -whistled "$work/whistled" -fsync interval -concurrency "$concurrency" -events "$restart_events"
+	exit
+	;;
+store)
+	if ! $peer; then
+		echo "bench.sh: --store compares with the PostgreSQL peer: add --peer" >&2
+		exit 2
+	fi
+	start_postgres
+	"$work/loadgen" -mode store -fsync "$fsync" -peer-dsn "$peer_dsn" -raw-duration 5s -rounds "$rounds"
 	exit
 	;;
 replay)

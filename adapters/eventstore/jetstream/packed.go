@@ -71,6 +71,7 @@ const (
 	hdrNext     = "Whistle-Next"
 	hdrActual   = "Whistle-Actual"
 	hdrIndexSeq = "Whistle-Index-Seq"
+	hdrPing     = "Whistle-Ping"
 )
 
 // formatBatch is the first byte of a batch body:
@@ -152,6 +153,17 @@ func openPacked(ctx context.Context, s *Store) (*packedLog, error) {
 		return nil, fmt.Errorf("jetstream: subscribe %s: %w", p.rpcSubj, err)
 	}
 	p.lead(rctx)
+	if w := p.writer(); w != nil {
+		// The owner repairs the index before anyone reads through this
+		// Store: after a crash of an embedded server, its tail may be
+		// missing until then.
+		select {
+		case <-w.ready:
+		case <-rctx.Done():
+			p.close()
+			return nil, fmt.Errorf("jetstream: catch up the packed log %s: %w", cfg.LogStreamName, rctx.Err())
+		}
+	}
 	go p.leaseLoop()
 	return p, nil
 }
@@ -203,11 +215,36 @@ func (p *packedLog) lead(ctx context.Context) {
 		p.becomeOwner(rev)
 		return
 	}
-	if e, gerr := p.kv.Get(ctx, leaseKey); gerr == nil {
-		p.mu.Lock()
-		p.ownerSubj = string(e.Value())
-		p.mu.Unlock()
+	e, err := p.kv.Get(ctx, leaseKey)
+	if err != nil {
+		return
 	}
+	holder := string(e.Value())
+	if holder != p.rpcSubj && !p.alive(ctx, holder) {
+		// The holder is gone (a process killed, e.g. this one before a
+		// restart): take the lease now rather than after its TTL. Safe
+		// whatever the holder's state: the fence stops a writer that is
+		// not alone.
+		if rev, err := p.kv.Update(ctx, leaseKey, me, e.Revision()); err == nil {
+			p.log.Info("event log: the owner does not answer; taking over", zap.String("store", p.id), zap.String("previous", holder))
+			p.becomeOwner(rev)
+			return
+		}
+	}
+	p.mu.Lock()
+	p.ownerSubj = holder
+	p.mu.Unlock()
+}
+
+// alive asks the Store whose request subject is subj whether it is there;
+// only "no responders" counts as gone.
+func (p *packedLog) alive(ctx context.Context, subj string) bool {
+	m := nats.NewMsg(subj)
+	m.Header.Set(hdrPing, "1")
+	rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err := p.s.nc.RequestMsgWithContext(rctx, m)
+	return !errors.Is(err, nats.ErrNoResponders)
 }
 
 func (p *packedLog) becomeOwner(rev uint64) {
@@ -368,6 +405,10 @@ func (p *packedLog) forward(ctx context.Context, subj, stream string, body []byt
 
 // serve answers an append forwarded by another Store.
 func (p *packedLog) serve(m *nats.Msg) {
+	if m.Header.Get(hdrPing) != "" {
+		_ = m.Respond(nil)
+		return
+	}
 	go func() {
 		reply := nats.NewMsg(m.Reply)
 		res, idxSeq, err := p.serveAppend(m)

@@ -12,6 +12,8 @@
 //     message size. Its last line is the summary bench.sh prints.
 //   - grow: raises cases without closing them and reports memory and
 //     throughput at each count of open cases in -grow.
+//   - store: whistle's Store.Append on the packed log against the
+//     PostgreSQL peer, in alternated rounds at 16 and 64 appenders.
 //   - replay: writes a log of -events events through the command handler
 //     into an embedded store, then replays it from disk through the
 //     projections.
@@ -53,12 +55,13 @@ type options struct {
 	replayData  string
 	profile     string
 	settle      time.Duration
+	rounds      int
 }
 
 func main() {
 	var o options
 	var grow string
-	flag.StringVar(&o.mode, "mode", "bench", "bench, grow, replay, restart, or freeport (print a free loopback TCP port)")
+	flag.StringVar(&o.mode, "mode", "bench", "bench, grow, replay, restart, store, or freeport (print a free loopback TCP port)")
 	flag.StringVar(&o.whistled, "whistled", "", "path of the whistled binary (bench, grow, restart)")
 	flag.StringVar(&o.fsync, "fsync", "always", "whistled's --fsync and the baselines': always or interval")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "street clients raising at once; also the raw baseline's and the peer's appenders")
@@ -74,6 +77,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary data folders")
 	flag.StringVar(&o.replayData, "replay-data", "", "replay: replay the log of this data folder (one kept with -keep) instead of writing one")
 	flag.DurationVar(&o.settle, "settle", 20*time.Second, "longest wait for the backlog to drain between phases, and for the deliveries of a phase's raises")
+	flag.IntVar(&o.rounds, "rounds", 3, "store: alternated rounds of the store and the peer")
 	flag.StringVar(&o.profile, "profile", "", "bench: run whistled with --pprof and save its CPU profile of the saturation phase and a heap profile at the end in this folder")
 	flag.Parse()
 	for _, f := range strings.Split(grow, ",") {
@@ -106,10 +110,12 @@ func main() {
 		err = replayMode(ctx, o, log)
 	case "restart":
 		err = restartMode(ctx, o, log)
+	case "store":
+		err = storeMode(ctx, o, log)
 	case "freeport":
 		err = freePort()
 	default:
-		err = fmt.Errorf("-mode %q: want bench, grow, replay, restart or freeport", o.mode)
+		err = fmt.Errorf("-mode %q: want bench, grow, replay, restart, store or freeport", o.mode)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
