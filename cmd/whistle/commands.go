@@ -1,261 +1,318 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/whistle-gov/whistle/adapters/httpclient"
 	"github.com/whistle-gov/whistle/domain"
 )
 
-type client struct {
-	base  string
-	token string
-	http  *http.Client
-}
+// The values the API takes, for completion and help.
+var (
+	urgencies  = []string{"routine", "urgent", "emergency"}
+	statuses   = []string{"routed", "in_progress", "resolved", "closed", "unassigned"}
+	ratings    = []string{"satisfied", "basically_satisfied", "unsatisfied"}
+	mediations = []string{"success", "failure"}
+)
 
-func newClient(getenv func(string) string) *client {
-	base := getenv("WHISTLE_URL")
-	if base == "" {
-		base = "http://127.0.0.1:8080"
+func (a *app) raiseCommand() *cobra.Command {
+	var r httpclient.RaiseRequest
+	var address, key string
+	cmd := &cobra.Command{
+		Use:     "raise --street S --community C --category K --urgency U --title T",
+		Short:   "Raise a case (blow the whistle)",
+		GroupID: groupStreet,
+		Example: `  whistle raise --street longqiao --community wanhui --category river-pollution \
+      --urgency urgent --title "Oil on the creek" --address "Wanhui road 3" --key 2026-12-02-creek`,
+		Args: noArgs,
 	}
-	return &client{base: strings.TrimRight(base, "/"), token: getenv("WHISTLE_TOKEN"), http: &http.Client{Timeout: 30 * time.Second}}
-}
-
-// call sends a request and decodes a 2xx JSON answer into out; any other
-// status becomes an error carrying the server's message and field.
-func (c *client) call(ctx context.Context, method, path string, body any, out any, headers ...string) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	f := cmd.Flags()
+	f.StringVar(&r.Street, "street", "", "your street id")
+	f.StringVar(&r.Community, "community", "", "community id")
+	f.StringVar(&r.Category, "category", "", "category id (see: whistle directory)")
+	f.StringVar(&r.Urgency, "urgency", "routine", "routine, urgent or emergency")
+	f.StringVar(&r.Title, "title", "", "a short title")
+	f.StringVar(&r.Description, "description", "", "what is wrong")
+	f.StringVar(&address, "address", "", "where")
+	f.StringVar(&key, "key", "", "Idempotency-Key: the same key raises the case once")
+	out := addOutput(cmd, false)
+	a.completeDirectory(cmd, "street", "community", "category")
+	_ = cmd.RegisterFlagCompletionFunc("urgency", cobra.FixedCompletions(urgencies, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RunE = a.action(func(cmd *cobra.Command, _ []string) error {
+		if address != "" {
+			r.Location = &domain.Location{Address: address}
+		}
+		c, err := a.api()
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if c.token == "" {
-		return errors.New("set WHISTLE_TOKEN to your bearer token")
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Code, Message, Field string } `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			if e.Error.Field != "" {
-				return fmt.Errorf("%d %s: %s (field %s)", resp.StatusCode, e.Error.Code, e.Error.Message, e.Error.Field)
-			}
-			return fmt.Errorf("%d %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
-}
-
-type commandFunc func(ctx context.Context, c *client, args []string, out io.Writer) error
-
-var commands = map[string]commandFunc{
-	"raise":     raise,
-	"route":     caseAction("route"),
-	"verify":    caseAction("verify"),
-	"rate":      caseAction("rate"),
-	"report":    caseAction("report"),
-	"progress":  caseAction("progress"),
-	"claim":     caseAction("claim"),
-	"resolve":   caseAction("resolve"),
-	"decline":   caseAction("decline"),
-	"case":      showCase,
-	"history":   showHistory,
-	"directory": showDirectory,
-}
-
-func printJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
-}
-
-func raise(ctx context.Context, c *client, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("raise", flag.ContinueOnError)
-	street := fs.String("street", "", "your street id")
-	community := fs.String("community", "", "community id")
-	category := fs.String("category", "", "category id (see: whistle directory)")
-	urgency := fs.String("urgency", "routine", "routine, urgent or emergency")
-	title := fs.String("title", "", "a short title")
-	description := fs.String("description", "", "what is wrong")
-	address := fs.String("address", "", "where")
-	key := fs.String("key", "", "Idempotency-Key: the same key raises the case once")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	body := map[string]any{"street": *street, "community": *community, "category": *category,
-		"urgency": *urgency, "title": *title}
-	if *description != "" {
-		body["description"] = *description
-	}
-	if *address != "" {
-		body["location"] = map[string]any{"address": *address}
-	}
-	var headers []string
-	if *key != "" {
-		headers = []string{"Idempotency-Key", *key}
-	}
-	var answer map[string]any
-	if err := c.call(ctx, "POST", "/v1/whistles", body, &answer, headers...); err != nil {
-		return err
-	}
-	return printJSON(out, answer)
-}
-
-// caseAction builds the command that posts to /v1/cases/CASE/<action>; its
-// flags become the body's fields.
-func caseAction(action string) commandFunc {
-	return func(ctx context.Context, c *client, args []string, out io.Writer) error {
-		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-			return fmt.Errorf("%s: give the case id first", action)
-		}
-		caseID, args := args[0], args[1:]
-		fs := flag.NewFlagSet(action, flag.ContinueOnError)
-		note := fs.String("note", "", "a note")
-		mediation := fs.String("mediation", "", "dispute outcome: success or failure")
-		reason := fs.String("reason", "", "why you decline")
-		suggest := fs.String("suggest", "", "who should take it instead")
-		lead := fs.String("lead", "", "lead department or unit")
-		assist := fs.String("assist", "", "assisting departments or units, comma-separated")
-		accepted := fs.Bool("accepted", false, "accept (true) or reject (false) the resolution")
-		rating := fs.String("rating", "", "satisfied, basically_satisfied or unsatisfied")
-		key := fs.String("key", "", "Idempotency-Key")
-		if err := fs.Parse(args); err != nil {
+		answer, err := c.Raise(a.ctx, r, key)
+		if err != nil {
 			return err
 		}
-		body := map[string]any{}
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		switch action {
-		case "report", "progress", "claim":
-			if set["note"] {
-				body["note"] = *note
-			}
-		case "resolve":
-			if set["note"] {
-				body["note"] = *note
-			}
-			if set["mediation"] {
-				body["mediation"] = *mediation
-			}
-		case "decline":
-			body["reason"], body["suggest"] = *reason, *suggest
-		case "route":
-			body["lead"] = *lead
-			if *assist != "" {
-				body["assist"] = strings.Split(*assist, ",")
-			}
-		case "verify":
-			if !set["accepted"] {
-				return errors.New("verify: say --accepted=true or --accepted=false")
-			}
-			body["accepted"], body["note"] = *accepted, *note
-		case "rate":
-			body["rating"] = *rating
+		return a.printCase(out, answer)
+	})
+	return cmd
+}
+
+// caseAction is one command on a case: its flags are its body's fields, and
+// no other command's.
+type caseAction struct {
+	name, short, group, example string
+	flags                       func(cmd *cobra.Command) func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error)
+}
+
+func (a *app) caseCommands() []*cobra.Command {
+	noteFlag := func(cmd *cobra.Command, usage string) *string {
+		return cmd.Flags().String("note", "", usage)
+	}
+	actions := []caseAction{
+		{name: "route", group: groupStreet, short: "Route a case by hand to a lead (and assistants)",
+			example: "  whistle route CASE --lead water-bureau --assist ecology-bureau,urban-management",
+			flags: func(cmd *cobra.Command) func(context.Context, *httpclient.Client, string, string) (*httpclient.CaseAnswer, error) {
+				var b httpclient.RouteBody
+				cmd.Flags().StringVar(&b.Lead, "lead", "", "the lead department or unit")
+				cmd.Flags().StringSliceVar(&b.Assist, "assist", nil, "assisting departments or units, comma-separated")
+				a.completeDirectory(cmd, "lead", "assist")
+				return func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error) {
+					return c.Route(ctx, id, b, key)
+				}
+			}},
+		{name: "verify", group: groupStreet, short: "Accept (close) or reject a resolved case",
+			example: "  whistle verify CASE --accepted=true\n  whistle verify CASE --accepted=false --note \"the outfall still runs\"",
+			flags: func(cmd *cobra.Command) func(context.Context, *httpclient.Client, string, string) (*httpclient.CaseAnswer, error) {
+				var b httpclient.VerifyBody
+				cmd.Flags().BoolVar(&b.Accepted, "accepted", false, "accept (true) or reject (false) the resolution; required")
+				cmd.Flags().StringVar(&b.Note, "note", "", "a note")
+				_ = cmd.MarkFlagRequired("accepted")
+				return func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error) {
+					return c.Verify(ctx, id, b, key)
+				}
+			}},
+		{name: "rate", group: groupStreet, short: "Record the resident's rating",
+			example: "  whistle rate CASE --rating satisfied",
+			flags: func(cmd *cobra.Command) func(context.Context, *httpclient.Client, string, string) (*httpclient.CaseAnswer, error) {
+				var b httpclient.RateBody
+				cmd.Flags().StringVar(&b.Rating, "rating", "", "satisfied, basically_satisfied or unsatisfied")
+				_ = cmd.RegisterFlagCompletionFunc("rating", cobra.FixedCompletions(ratings, cobra.ShellCompDirectiveNoFileComp))
+				return func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error) {
+					return c.Rate(ctx, id, b, key)
+				}
+			}},
+		{name: "report", group: groupAssignee, short: "Report in (报到) for your assignment",
+			example: "  whistle report CASE --note \"on our way\"",
+			flags: func(cmd *cobra.Command) func(context.Context, *httpclient.Client, string, string) (*httpclient.CaseAnswer, error) {
+				note := noteFlag(cmd, "a note")
+				return func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error) {
+					return c.Report(ctx, id, httpclient.NoteBody{Note: *note}, key)
+				}
+			}},
+		{name: "progress", group: groupAssignee, short: "Record progress on your assignment",
+			example: "  whistle progress CASE --note \"samples taken\"",
+			flags: func(cmd *cobra.Command) func(context.Context, *httpclient.Client, string, string) (*httpclient.CaseAnswer, error) {
+				note := noteFlag(cmd, "what was done")
+				return func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error) {
+					return c.Progress(ctx, id, httpclient.NoteBody{Note: *note}, key)
+				}
+			}},
+		{name: "claim", group: groupAssignee, short: "Claim (认领) a need offered to your unit",
+			example: "  whistle claim CASE",
+			flags: func(cmd *cobra.Command) func(context.Context, *httpclient.Client, string, string) (*httpclient.CaseAnswer, error) {
+				note := noteFlag(cmd, "a note")
+				return func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error) {
+					return c.Claim(ctx, id, httpclient.NoteBody{Note: *note}, key)
+				}
+			}},
+		{name: "resolve", group: groupAssignee, short: "Resolve your part (a dispute: with its mediation's outcome)",
+			example: "  whistle resolve CASE --note \"outfall sealed\"\n  whistle resolve CASE --mediation success",
+			flags: func(cmd *cobra.Command) func(context.Context, *httpclient.Client, string, string) (*httpclient.CaseAnswer, error) {
+				var b httpclient.ResolveBody
+				cmd.Flags().StringVar(&b.Note, "note", "", "what was done")
+				cmd.Flags().StringVar(&b.Mediation, "mediation", "", "a dispute's outcome: success or failure")
+				_ = cmd.RegisterFlagCompletionFunc("mediation", cobra.FixedCompletions(mediations, cobra.ShellCompDirectiveNoFileComp))
+				return func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error) {
+					return c.Resolve(ctx, id, b, key)
+				}
+			}},
+		{name: "decline", group: groupAssignee, short: "Decline an assignment that is not yours",
+			example: "  whistle decline CASE --reason \"not our river\" --suggest water-bureau",
+			flags: func(cmd *cobra.Command) func(context.Context, *httpclient.Client, string, string) (*httpclient.CaseAnswer, error) {
+				var b httpclient.DeclineBody
+				cmd.Flags().StringVar(&b.Reason, "reason", "", "why you decline")
+				cmd.Flags().StringVar(&b.Suggest, "suggest", "", "who should take it instead")
+				a.completeDirectory(cmd, "suggest")
+				return func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error) {
+					return c.Decline(ctx, id, b, key)
+				}
+			}},
+	}
+	var cmds []*cobra.Command
+	for _, act := range actions {
+		cmd := &cobra.Command{
+			Use:     act.name + " CASE",
+			Short:   act.short,
+			GroupID: act.group,
+			Example: act.example,
+			Args:    exactArgs(1, "the case id"),
 		}
-		var headers []string
-		if *key != "" {
-			headers = []string{"Idempotency-Key", *key}
+		send := act.flags(cmd)
+		key := cmd.Flags().String("key", "", "Idempotency-Key: the same key applies the command once")
+		out := addOutput(cmd, false)
+		cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
+			c, err := a.api()
+			if err != nil {
+				return err
+			}
+			answer, err := send(a.ctx, c, args[0], *key)
+			if err != nil {
+				return err
+			}
+			return a.printCase(out, answer)
+		})
+		cmds = append(cmds, cmd)
+	}
+	return cmds
+}
+
+// printCase shows a case: its fields, then its assignments as a table.
+func (a *app) printCase(o *output, c *httpclient.CaseAnswer) error {
+	if o.isJSON() {
+		return printJSON(a.stdout, c)
+	}
+	n := a.dirNames()
+	w := a.stdout
+	field := func(name string, v cell) {
+		s := v.full
+		if s == "" {
+			s = "-"
 		}
-		var answer map[string]any
-		if err := c.call(ctx, "POST", "/v1/cases/"+url.PathEscape(caseID)+"/"+action, body, &answer, headers...); err != nil {
-			return err
+		fmt.Fprintf(w, "%-10s %s\n", name, clean(s))
+	}
+	field("CASE", text(c.ID))
+	field("TITLE", text(c.Title))
+	status := string(c.Status)
+	if c.Version > 0 {
+		status += fmt.Sprintf(" (version %d)", c.Version)
+	}
+	field("STATUS", text(status))
+	field("STREET", n.street(c.Street))
+	field("COMMUNITY", n.where(c.Street, c.Community))
+	category := n.category(c.Category).full
+	if c.Kind != "" {
+		category += ", " + string(c.Kind)
+	}
+	field("CATEGORY", text(category))
+	field("URGENCY", text(string(c.Urgency)))
+	field("RAISED", text(fmtTime(c.RaisedAt, time.DateTime)))
+	if c.ClosedAt != nil {
+		field("CLOSED", text(fmtTime(c.ClosedAt, time.DateTime)))
+	}
+	if c.Mediation != nil {
+		field("MEDIATION", text(fmt.Sprint(*c.Mediation)))
+	}
+	if c.Rating != nil {
+		field("RATING", text(fmt.Sprint(*c.Rating)))
+	}
+	if c.Position > 0 {
+		field("POSITION", text(fmt.Sprint(c.Position)))
+	}
+	if len(c.Assignments) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	t := table{cols: []column{
+		{header: "ASSIGNEE", shrink: true, min: 12},
+		{header: "ROLE"},
+		{header: "STATUS"},
+		{header: "REPORT BY", drop: 2},
+		{header: "RESOLVE BY", drop: 3},
+		{header: "REPORTED", drop: 4},
+		{header: "RESOLVED", drop: 5},
+		{header: "OVERDUE"},
+		{header: "NOTE", shrink: true, min: 10, wide: true},
+	}}
+	for _, as := range c.Assignments {
+		note := as.DeclineNote
+		if as.DeclineSuggest != "" {
+			note += " (suggests " + as.DeclineSuggest + ")"
 		}
-		return printJSON(out, answer)
+		t.add(n.org(as.Assignee), text(string(as.Role)), text(string(as.Status)),
+			text(fmtTime(as.ReportBy, shortTime)), text(fmtTime(as.ResolveBy, shortTime)),
+			text(fmtTime(as.ReportedAt, shortTime)), text(fmtTime(as.ResolvedAt, shortTime)),
+			text(overdueMark(as.Overdue)), text(note))
+	}
+	dropped, err := t.render(w, terminalWidth(w, a.getenv), o.isWide())
+	if err == nil && len(dropped) > 0 {
+		fmt.Fprintln(w, strings.TrimSpace(leftOut(dropped)))
+	}
+	return err
+}
+
+// shortTime is how tables show a time: the day and minute, local.
+const shortTime = "01-02 15:04"
+
+func fmtTime(t *time.Time, layout string) string {
+	if t == nil {
+		return ""
+	}
+	return t.Local().Format(layout)
+}
+
+func overdueMark(overdue bool) string {
+	if overdue {
+		return "OVERDUE"
+	}
+	return ""
+}
+
+// completeDirectory completes the named flags with the directory's ids
+// (streets, communities, departments and units, categories), read with the
+// user's token when the shell asks.
+func (a *app) completeDirectory(cmd *cobra.Command, flags ...string) {
+	for _, name := range flags {
+		_ = cmd.RegisterFlagCompletionFunc(name, func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return a.directoryIDs(name), cobra.ShellCompDirectiveNoFileComp
+		})
 	}
 }
 
-func showCase(ctx context.Context, c *client, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("case: give the case id")
+// directoryIDs lists the ids a flag takes, each with its name as the
+// completion's description.
+func (a *app) directoryIDs(flag string) []string {
+	c, err := a.api()
+	if err != nil {
+		return nil
 	}
-	fs := flag.NewFlagSet("case", flag.ContinueOnError)
-	asOf := fs.String("as-of", "", "the state at this RFC 3339 time")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	dir, err := c.Directory(a.ctx)
+	if err != nil {
+		return nil
 	}
-	path := "/v1/cases/" + url.PathEscape(args[0])
-	if *asOf != "" {
-		path += "?as_of=" + url.QueryEscape(*asOf)
+	var out []string
+	add := func(id, name string) { out = append(out, id+"\t"+clean(name)) }
+	switch flag {
+	case "street":
+		for _, s := range dir.Streets {
+			add(s.ID, s.Name)
+		}
+	case "community":
+		for _, s := range dir.Streets {
+			for _, cm := range s.Communities {
+				add(cm.ID, cm.Name+", "+s.Name)
+			}
+		}
+	case "category":
+		for _, k := range dir.Categories {
+			add(k.ID, k.Name)
+		}
+	default: // an assignee
+		for _, o := range append(append([]domain.Organisation(nil), dir.Departments...), dir.Units...) {
+			add(o.ID, o.Name)
+		}
 	}
-	var answer map[string]any
-	if err := c.call(ctx, "GET", path, nil, &answer); err != nil {
-		return err
-	}
-	return printJSON(out, answer)
-}
-
-// showHistory prints a case's events and checks the hash chain here, so an
-// auditor need not trust the server's own verdict.
-func showHistory(ctx context.Context, c *client, args []string, out io.Writer) error {
-	if len(args) != 1 {
-		return errors.New("history: give the case id")
-	}
-	var answer struct {
-		Events []domain.Envelope `json:"events"`
-	}
-	if err := c.call(ctx, "GET", "/v1/cases/"+url.PathEscape(args[0])+"/history", nil, &answer); err != nil {
-		return err
-	}
-	for _, e := range answer.Events {
-		fmt.Fprintf(out, "%3d  %s  %-20s %-26s %s  %s…\n", e.Version, e.OccurredAt.Format(time.RFC3339),
-			e.Type, e.Actor.String(), compact(e.Data), e.Hash[:12])
-	}
-	if err := domain.VerifyChain(answer.Events); err != nil {
-		return fmt.Errorf("the history is NOT whole: %w", err)
-	}
-	fmt.Fprintf(out, "hash chain whole: %d events\n", len(answer.Events))
-	return nil
-}
-
-func compact(raw json.RawMessage) string {
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return string(raw)
-	}
-	return b.String()
-}
-
-func showDirectory(ctx context.Context, c *client, args []string, out io.Writer) error {
-	var answer map[string]any
-	if err := c.call(ctx, "GET", "/v1/directory", nil, &answer); err != nil {
-		return err
-	}
-	return printJSON(out, answer)
+	return out
 }

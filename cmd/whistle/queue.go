@@ -1,231 +1,167 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
-	"strings"
-	"text/tabwriter"
-	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/whistle-gov/whistle/adapters/httpclient"
 	"github.com/whistle-gov/whistle/adapters/sse"
 )
 
-// whistle queue ASSIGNEE [--follow] [--json]: a department's or unit's open
-// assignments; with --follow it keeps printing changes as they are
-// dispatched (server-sent events), reconnecting with Last-Event-ID.
-func init() {
-	commands["queue"] = showQueue
-}
-
-// queueItem is an open assignment as GET /v1/queues answers it.
-type queueItem struct {
-	CaseID    string     `json:"case_id"`
-	Role      string     `json:"role"`
-	Status    string     `json:"status"`
-	ReportBy  *time.Time `json:"report_by"`
-	ResolveBy *time.Time `json:"resolve_by"`
-	Overdue   bool       `json:"overdue"`
-	Street    string     `json:"street"`
-	Community string     `json:"community"`
-	Category  string     `json:"category"`
-	Urgency   string     `json:"urgency"`
-	Title     string     `json:"title"`
-}
-
-// queueChange is a dispatch as the stream carries it.
-type queueChange struct {
-	Change     string     `json:"change"`
-	CaseID     string     `json:"case_id"`
-	OccurredAt time.Time  `json:"occurred_at"`
-	Category   string     `json:"category"`
-	Urgency    string     `json:"urgency"`
-	Title      string     `json:"title"`
-	Deadline   string     `json:"deadline"`
-	Level      string     `json:"level"`
-	Assignment *queueItem `json:"assignment"`
-}
-
-func showQueue(ctx context.Context, c *client, args []string, out io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		return errors.New("queue: give the department or unit id first, e.g. whistle queue water-bureau --follow")
-	}
-	assignee, args := args[0], args[1:]
-	fs := flag.NewFlagSet("queue", flag.ContinueOnError)
-	follow := fs.Bool("follow", false, "keep printing changes as they are dispatched")
-	asJSON := fs.Bool("json", false, "print the answer (or each event) as JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	path := "/v1/queues/" + url.PathEscape(assignee)
-	if !*follow {
-		var answer struct {
-			Assignments []queueItem `json:"assignments"`
-		}
-		if *asJSON {
-			var raw map[string]any
-			if err := c.call(ctx, "GET", path, nil, &raw); err != nil {
-				return err
+// queueCommand: a department's or unit's open assignments; with --follow it
+// keeps printing changes as they are dispatched (server-sent events),
+// reconnecting with Last-Event-ID.
+func (a *app) queueCommand() *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:     "queue ASSIGNEE",
+		Short:   "A department's or unit's open assignments; --follow for every change, live",
+		GroupID: groupAssignee,
+		Example: "  whistle queue water-bureau\n  whistle queue water-bureau --follow",
+		Args:    exactArgs(1, "the department or unit id, e.g. whistle queue water-bureau --follow"),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
-			return printJSON(out, raw)
-		}
-		if err := c.call(ctx, "GET", path, nil, &answer); err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CASE\tROLE\tSTATUS\tREPORT BY\tRESOLVE BY\tOVERDUE\tURGENCY\tCATEGORY\tWHERE\tTITLE")
-		for _, it := range answer.Assignments {
-			fmt.Fprintln(tw, itemRow(it))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "%d open\n", len(answer.Assignments))
-		return nil
+			return a.directoryIDs("assignee"), cobra.ShellCompDirectiveNoFileComp
+		},
 	}
-	return followEvents(ctx, c, path, out, func(ev sse.Event) {
-		if *asJSON {
-			fmt.Fprintf(out, "{\"event\":%q,\"id\":%q,\"data\":%s}\n", ev.Name, ev.ID, ev.Data)
-			return
+	cmd.Flags().BoolVar(&follow, "follow", false, "keep printing changes as they are dispatched")
+	out := addOutput(cmd, true)
+	cmd.RunE = a.action(func(cmd *cobra.Command, args []string) error {
+		c, err := a.api()
+		if err != nil {
+			return err
+		}
+		if follow {
+			return a.followQueue(c, args[0], out)
+		}
+		q, err := c.Queue(a.ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if out.isJSON() {
+			return printJSON(a.stdout, q)
+		}
+		dropped, err := a.queueTable(q.Assignments).render(a.stdout, terminalWidth(a.stdout, a.getenv), out.isWide())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%d open%s\n", len(q.Assignments), leftOut(dropped))
+		return nil
+	})
+	return cmd
+}
+
+func (a *app) queueTable(items []httpclient.QueueItem) *table {
+	n := a.dirNames()
+	anyOverdue := false
+	for _, it := range items {
+		anyOverdue = anyOverdue || it.Overdue
+	}
+	t := &table{cols: []column{
+		{header: "CASE"},
+		{header: "ROLE", drop: 3},
+		{header: "STATUS"},
+		{header: "DUE", drop: 1},
+		{header: "REPORT BY", wide: true},
+		{header: "RESOLVE BY", wide: true},
+		{header: "OVERDUE", wide: !anyOverdue},
+		{header: "URGENCY", drop: 4},
+		{header: "CATEGORY", shrink: true, min: 16, drop: 2},
+		{header: "WHERE", shrink: true, min: 16, drop: 5},
+		{header: "TITLE", shrink: true, min: 20},
+	}}
+	for _, it := range items {
+		// DUE is the deadline the assignment is working towards.
+		due := it.ResolveBy
+		if it.Status == "assigned" {
+			due = it.ReportBy
+		}
+		t.add(text(it.CaseID), text(string(it.Role)), text(string(it.Status)), text(fmtTime(due, shortTime)),
+			text(fmtTime(it.ReportBy, shortTime)), text(fmtTime(it.ResolveBy, shortTime)), text(overdueMark(it.Overdue)),
+			text(string(it.Urgency)), n.category(it.Category), n.where(it.Street, it.Community), text(it.Title))
+	}
+	return t
+}
+
+// followQueue prints the queue's stream: a line per open assignment and
+// per change, or each event as a JSON line with -o json.
+func (a *app) followQueue(c *httpclient.Client, assignee string, out *output) error {
+	w := a.stdout
+	width := terminalWidth(w, a.getenv)
+	line := func(s string) {
+		s = clean(s)
+		if width > 0 && !out.isWide() {
+			s = elide(s, width)
+		}
+		fmt.Fprintln(w, s)
+	}
+	var n *names
+	if !out.isJSON() {
+		n = a.dirNames()
+	}
+	return c.FollowQueue(a.ctx, assignee, func(ev sse.Event) error {
+		if out.isJSON() {
+			// The event's data is the server's JSON, passed on as it is
+			// (a malformed one as a string).
+			data := json.RawMessage(ev.Data)
+			if !json.Valid(data) {
+				data, _ = json.Marshal(ev.Data)
+			}
+			return writeJSON(w, struct {
+				Event string          `json:"event"`
+				ID    string          `json:"id"`
+				Data  json.RawMessage `json:"data"`
+			}{ev.Name, ev.ID, data}, "")
 		}
 		switch ev.Name {
-		case "assignment":
-			var it queueItem
+		case httpclient.EventAssignment:
+			var it httpclient.QueueItem
 			if json.Unmarshal([]byte(ev.Data), &it) == nil {
-				fmt.Fprintln(out, "open    ", strings.ReplaceAll(itemRow(it), "\t", "  "))
+				due := it.ResolveBy
+				if it.Status == "assigned" {
+					due = it.ReportBy
+				}
+				line(fmt.Sprintf("open      %s  %s %s  due %s%s  %s %s  %s", it.CaseID, it.Role, it.Status, fmtTime(due, shortTime),
+					prefixed(" ", overdueMark(it.Overdue)), it.Urgency, n.category(it.Category).shortest(), it.Title))
 			}
-		case "synced":
-			var s struct {
-				Sequence uint64 `json:"sequence"`
-				Open     *int   `json:"open"`
-			}
+		case httpclient.EventSynced:
+			var s httpclient.Synced
 			_ = json.Unmarshal([]byte(ev.Data), &s)
 			if s.Open != nil {
-				fmt.Fprintf(out, "-- %d open; following changes (sequence %d)\n", *s.Open, s.Sequence)
+				line(fmt.Sprintf("-- %d open; following changes (sequence %d)", *s.Open, s.Sequence))
 			} else {
-				fmt.Fprintf(out, "-- following changes (sequence %d)\n", s.Sequence)
+				line(fmt.Sprintf("-- following changes (sequence %d)", s.Sequence))
 			}
-		case "reset":
-			fmt.Fprintln(out, "-- the server could not resume; a fresh snapshot follows")
-		case "change":
-			var ch queueChange
+		case httpclient.EventReset:
+			line("-- the server could not resume; a fresh snapshot follows")
+		case httpclient.EventChange:
+			var ch httpclient.QueueChange
 			if json.Unmarshal([]byte(ev.Data), &ch) != nil {
-				return
+				return nil
 			}
-			line := fmt.Sprintf("%s  %-9s %s", ch.OccurredAt.Local().Format("15:04:05"), ch.Change, ch.CaseID)
-			if a := ch.Assignment; a != nil {
-				line += fmt.Sprintf("  %s %s", a.Role, a.Status)
-				if a.Overdue {
-					line += " OVERDUE"
-				}
+			s := fmt.Sprintf("%s  %-9s %s", ch.OccurredAt.Local().Format("15:04:05"), ch.Change, ch.CaseID)
+			if as := ch.Assignment; as != nil {
+				s += fmt.Sprintf("  %s %s%s", as.Role, as.Status, prefixed(" ", overdueMark(as.Overdue)))
 			}
 			if ch.Deadline != "" {
-				line += fmt.Sprintf("  missed %s → %s", ch.Deadline, ch.Level)
+				s += fmt.Sprintf("  missed %s → %s", ch.Deadline, ch.Level)
 			}
-			line += fmt.Sprintf("  %s %s  %s", ch.Urgency, ch.Category, ch.Title)
-			fmt.Fprintln(out, line)
-		}
-	})
-}
-
-func itemRow(it queueItem) string {
-	overdue := ""
-	if it.Overdue {
-		overdue = "OVERDUE"
-	}
-	return strings.Join([]string{it.CaseID, it.Role, it.Status, fmtTime(it.ReportBy), fmtTime(it.ResolveBy), overdue,
-		it.Urgency, it.Category, it.Street + "/" + it.Community, it.Title}, "\t")
-}
-
-func fmtTime(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return t.Local().Format("01-02 15:04")
-}
-
-// followEvents reads the event stream at path until ctx is done, calling
-// handle with each event. When the connection drops it reconnects, after a
-// pause, with Last-Event-ID set to the last id seen, so nothing is missed
-// or repeated. An answer other than 200 (a wrong token, another's queue)
-// ends it with that error.
-func followEvents(ctx context.Context, c *client, path string, out io.Writer, handle func(sse.Event)) error {
-	if c.token == "" {
-		return errors.New("set WHISTLE_TOKEN to your bearer token")
-	}
-	// No overall timeout: the stream lives as long as the user wants; the
-	// server's heartbeats keep it from looking dead.
-	hc := &http.Client{}
-	lastID := ""
-	for {
-		err := readEvents(ctx, hc, c, path, lastID, func(ev sse.Event) {
-			if ev.ID != "" {
-				lastID = ev.ID
-			}
-			handle(ev)
-		})
-		if ctx.Err() != nil {
-			return nil
-		}
-		var status *statusError
-		if errors.As(err, &status) && status.code/100 == 4 {
-			return err
-		}
-		fmt.Fprintf(out, "-- connection lost (%v); reconnecting\n", err)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-type statusError struct {
-	code int
-	msg  string
-}
-
-func (e *statusError) Error() string { return fmt.Sprintf("%d: %s", e.code, e.msg) }
-
-func readEvents(ctx context.Context, hc *http.Client, c *client, path, lastID string, handle func(sse.Event)) error {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "text/event-stream")
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		msg := resp.Status
-		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
-			msg = e.Error.Code + ": " + e.Error.Message
-		}
-		return &statusError{code: resp.StatusCode, msg: msg}
-	}
-	err = sse.Read(resp.Body, func(ev sse.Event) error {
-		if !ev.Comment { // comments are the server's heartbeats
-			handle(ev)
+			s += fmt.Sprintf("  %s %s  %s", ch.Urgency, n.category(ch.Category).shortest(), ch.Title)
+			line(s)
 		}
 		return nil
-	})
-	if err != nil {
-		return err
+	}, httpclient.FollowOptions{Dropped: func(err error) {
+		line(fmt.Sprintf("-- connection lost (%v); reconnecting", err))
+	}})
+}
+
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
 	}
-	return io.ErrUnexpectedEOF
+	return prefix + s
 }

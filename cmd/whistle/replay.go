@@ -2,48 +2,69 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/whistle-gov/whistle/adapters/config"
+	"github.com/whistle-gov/whistle/adapters/httpclient"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
-	"github.com/whistle-gov/whistle/domain"
 )
 
-// whistle replay (auditors): rebuild every read model from position zero of
+// replayCommand (auditors): rebuild every read model from position zero of
 // the log into a fresh copy, here, and compare it with the live read models
 // at the same position; print every difference and fail if there is any.
-func init() {
-	commands["replay"] = replay
+// The fold runs in this process on purpose: an auditor checks the server's
+// figures against its own fold of the log, not against the server's word.
+func (a *app) replayCommand() *cobra.Command {
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:     "replay",
+		Short:   "Rebuild every read model from the log, here, and compare with the live ones",
+		GroupID: groupAudit,
+		Args:    noArgs,
+	}
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress bar")
+	out := addOutput(cmd, false)
+	cmd.RunE = a.action(func(cmd *cobra.Command, _ []string) error {
+		c, err := a.api()
+		if err != nil {
+			return err
+		}
+		return a.replay(c, quiet, out)
+	})
+	return cmd
 }
 
-func replay(ctx context.Context, c *client, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var dir domain.Directory
-	if err := c.call(ctx, "GET", "/v1/directory", nil, &dir); err != nil {
+// replayReport is what -o json prints.
+type replayReport struct {
+	Position    uint64   `json:"position"`
+	Differences []string `json:"differences"`
+	Refused     int      `json:"refused"`
+}
+
+func (a *app) replay(c *httpclient.Client, quiet bool, o *output) error {
+	ctx := a.ctx
+	dir, err := c.Directory(ctx)
+	if err != nil {
 		return fmt.Errorf("replay: directory: %w", err)
 	}
 	// The figures count the days of the directory's calendar, which only a
 	// validated directory has.
-	if err := config.ValidateDirectory(&dir); err != nil {
+	if err := config.ValidateDirectory(dir); err != nil {
 		return fmt.Errorf("replay: directory: %w", err)
 	}
 	// The live models first: their position says how far to replay, so that
 	// both sides describe the same log.
-	var raw json.RawMessage
-	if err := c.call(ctx, "GET", "/v1/readmodels/snapshot", nil, &raw); err != nil {
+	raw, err := c.ReadModelsSnapshot(ctx)
+	if err != nil {
 		return fmt.Errorf("replay: live read models: %w", err)
 	}
-	live, err := readmodel.NewModels(&dir)
+	live, err := readmodel.NewModels(dir)
 	if err != nil {
 		return err
 	}
@@ -51,27 +72,35 @@ func replay(ctx context.Context, c *client, args []string, out io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("replay: live read models: %w", err)
 	}
-	fmt.Fprintf(out, "live read models at log position %d; replaying the log from position 0\n", pos)
+	say := func(format string, args ...any) {
+		if !o.isJSON() {
+			fmt.Fprintf(a.stdout, format, args...)
+		}
+	}
+	say("live read models at log position %d; replaying the log from position 0\n", pos)
 
-	bar := newProgressBar(os.Stderr, *quiet)
+	bar := newProgressBar(a.stderr, quiet)
 	refused := 0
 	read := func(ctx context.Context, after uint64, limit int) ([]readmodel.Commit, error) {
-		var page readmodel.LogAnswer
-		path := fmt.Sprintf("/v1/log?after=%d&limit=%d", after, limit)
-		if err := c.call(ctx, "GET", path, nil, &page); err != nil {
+		page, err := c.Log(ctx, after, limit)
+		if err != nil {
 			return nil, fmt.Errorf("replay: read the log after %d: %w", after, err)
 		}
-		return page.Commits, nil
+		commits := make([]readmodel.Commit, len(page.Commits))
+		for i, cm := range page.Commits {
+			commits[i] = readmodel.Commit{Position: cm.Position, Stream: cm.Stream, Events: cm.Events}
+		}
+		return commits, nil
 	}
-	fresh, err := readmodel.NewModels(&dir)
+	fresh, err := readmodel.NewModels(dir)
 	if err != nil {
 		return err
 	}
 	if pos > 0 { // an empty log replays to empty models
 		// Fold reads the next pages of GET /v1/log while it decodes and
 		// folds the ones before (see readmodel.Fold).
-		fresh, err = readmodel.Fold(ctx, &dir, read, readmodel.FoldOptions{
-			UpTo: pos, PageSize: readmodel.MaxLogLimit, Progress: bar.update,
+		fresh, err = readmodel.Fold(ctx, dir, read, readmodel.FoldOptions{
+			UpTo: pos, PageSize: httpclient.MaxLogLimit, Progress: bar.update,
 			Refused: func(cm readmodel.Commit, err error) {
 				refused++
 				bar.note(fmt.Sprintf("a read model refused the commit at position %d: %v", cm.Position, err))
@@ -83,16 +112,21 @@ func replay(ctx context.Context, c *client, args []string, out io.Writer) error 
 		}
 	}
 	diffs := live.Diff(fresh)
+	if o.isJSON() {
+		if err := printJSON(a.stdout, replayReport{Position: pos, Differences: append([]string{}, diffs...), Refused: refused}); err != nil {
+			return err
+		}
+	}
 	for _, d := range diffs {
-		fmt.Fprintln(out, d)
+		say("%s\n", clean(d))
 	}
 	if refused > 0 {
-		fmt.Fprintf(out, "%d commits refused by a read model (the live models refuse the same ones)\n", refused)
+		say("%d commits refused by a read model (the live models refuse the same ones)\n", refused)
 	}
 	if len(diffs) > 0 {
 		return fmt.Errorf("replay: %d differences between the live read models and the replay at position %d", len(diffs), pos)
 	}
-	fmt.Fprintf(out, "no differences: the live read models equal a replay of the log up to position %d\n", pos)
+	say("no differences: the live read models equal a replay of the log up to position %d\n", pos)
 	return nil
 }
 
@@ -106,10 +140,12 @@ type progressBar struct {
 	drawn    bool
 }
 
-func newProgressBar(f *os.File, off bool) *progressBar {
-	b := &progressBar{w: f, off: off}
-	if st, err := f.Stat(); err == nil {
-		b.terminal = st.Mode()&os.ModeCharDevice != 0
+func newProgressBar(w io.Writer, off bool) *progressBar {
+	b := &progressBar{w: w, off: off}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil {
+			b.terminal = st.Mode()&os.ModeCharDevice != 0
+		}
 	}
 	return b
 }
@@ -138,7 +174,7 @@ func (b *progressBar) note(msg string) {
 		fmt.Fprintln(b.w)
 		b.drawn = false
 	}
-	fmt.Fprintln(b.w, "whistle:", msg)
+	fmt.Fprintln(b.w, "whistle:", clean(msg))
 }
 
 func (b *progressBar) done() {

@@ -1,79 +1,92 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
-	"io"
-	"net/url"
-	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/whistle-gov/whistle/projections"
+	"github.com/spf13/cobra"
+
+	"github.com/whistle-gov/whistle/adapters/httpclient"
 )
 
-// whistle stats [--group-by G] [--street S] [--from F] [--to T] [--as-of A] [--json]:
-// the figures as a table, one row per group.
-func init() {
-	commands["stats"] = showStats
-}
+var groupBys = []string{"street", "community", "assignee", "category", "urgency", "day"}
 
-func showStats(ctx context.Context, c *client, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
-	groupBy := fs.String("group-by", "", "street, community, assignee, category, urgency or day (default: street; assignee for a department or unit)")
-	street := fs.String("street", "", "only this street's cases (auditors; a street sees its own anyway)")
-	from := fs.String("from", "", "first day counted: RFC 3339 time or 2006-01-02 (cases raised from then)")
-	to := fs.String("to", "", "end of the window, exclusive: RFC 3339 time or 2006-01-02")
-	asOf := fs.String("as-of", "", "the figures as they stood at this RFC 3339 time (auditors)")
-	position := fs.String("position", "", "wait until the figures include this log position (from a command's answer)")
-	asJSON := fs.Bool("json", false, "print the answer as JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
+// statsCommand: the figures as a table, one row per group.
+func (a *app) statsCommand() *cobra.Command {
+	var q httpclient.StatsQuery
+	cmd := &cobra.Command{
+		Use:     "stats",
+		Short:   "The figures (closure, response, satisfaction, mediation...) as a table",
+		GroupID: groupRead,
+		Example: "  whistle stats --group-by community --from 2026-11-01\n  whistle stats --group-by assignee --as-of 2026-11-23T18:00:00Z -o json",
+		Args:    noArgs,
 	}
-	q := url.Values{}
-	for name, v := range map[string]string{"group_by": *groupBy, "street": *street, "from": *from, "to": *to, "as_of": *asOf, "position": *position} {
-		if v != "" {
-			q.Set(name, v)
-		}
-	}
-	path := "/v1/stats"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	if *asJSON {
-		var raw map[string]any
-		if err := c.call(ctx, "GET", path, nil, &raw); err != nil {
+	fl := cmd.Flags()
+	fl.StringVar(&q.GroupBy, "group-by", "", "street, community, assignee, category, urgency or day (default: street; assignee for a department or unit)")
+	fl.StringVar(&q.Street, "street", "", "only this street's cases (auditors; a street sees its own anyway)")
+	fl.StringVar(&q.From, "from", "", "first day counted: RFC 3339 time or 2006-01-02 (cases raised from then)")
+	fl.StringVar(&q.To, "to", "", "end of the window, exclusive: RFC 3339 time or 2006-01-02")
+	fl.StringVar(&q.AsOf, "as-of", "", "the figures as they stood at this RFC 3339 time (auditors)")
+	fl.Uint64Var(&q.Position, "position", 0, "wait until the figures include this log position (from a command's answer)")
+	out := addOutput(cmd, true)
+	_ = cmd.RegisterFlagCompletionFunc("group-by", cobra.FixedCompletions(groupBys, cobra.ShellCompDirectiveNoFileComp))
+	a.completeDirectory(cmd, "street")
+	cmd.RunE = a.action(func(cmd *cobra.Command, _ []string) error {
+		c, err := a.api()
+		if err != nil {
 			return err
 		}
-		return printJSON(out, raw)
-	}
-	var res projections.Result
-	if err := c.call(ctx, "GET", path, nil, &res); err != nil {
-		return err
-	}
-	window := "all time"
-	if res.From != nil || res.To != nil {
-		window = fmtDay(res.From, "…") + " to " + fmtDay(res.To, "…")
-	}
-	fmt.Fprintf(out, "cases raised %s, by %s\n", window, res.GroupBy)
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, strings.Join([]string{"KEY", "RAISED", "CLOSED", "CLOSURE", "ON TIME", "ASSIGNED", "RESPONSE",
-		"DISPUTES", "MEDIATED", "RATINGS", "SATISFIED", "REPORT p50", "REPORT p90", "CLOSE p50", "CLOSE p90", "OVERDUE", "ESCALATED", ""}, "\t"))
-	for _, g := range res.Groups {
-		fmt.Fprintln(tw, strings.Join([]string{g.Key,
-			fmt.Sprint(g.Raised), fmt.Sprint(g.Closed), pct(g.ClosureRate), pct(g.OnTimeClosureRate),
-			fmt.Sprint(g.Assignments), pct(g.ResponseRate),
-			fmt.Sprint(g.DisputesResolved), pct(g.MediationSuccessRate),
-			fmt.Sprint(g.Ratings), pct(g.SatisfactionRate),
-			secs(g.MedianReportSeconds), secs(g.P90ReportSeconds), secs(g.MedianCloseSeconds), secs(g.P90CloseSeconds),
-			fmt.Sprint(g.Overdue), fmt.Sprint(g.Escalations), ""}, "\t"))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%d groups\n", len(res.Groups))
-	return nil
+		res, err := c.Stats(a.ctx, q)
+		if err != nil {
+			return err
+		}
+		if out.isJSON() {
+			return printJSON(a.stdout, res)
+		}
+		window := "all time"
+		if res.From != nil || res.To != nil {
+			window = fmtDay(res.From, "…") + " to " + fmtDay(res.To, "…")
+		}
+		fmt.Fprintf(a.stdout, "cases raised %s, by %s\n", window, clean(res.GroupBy))
+		n := a.dirNames()
+		// Rates stay longest; the counts behind them and the slower
+		// percentiles give way first.
+		t := table{cols: []column{
+			{header: "KEY", shrink: true, min: 12},
+			{header: "RAISED", right: true},
+			{header: "CLOSED", right: true, drop: 8},
+			{header: "CLOSURE", right: true},
+			{header: "ON TIME", right: true, drop: 4},
+			{header: "ASSIGNED", right: true, drop: 9},
+			{header: "RESPONSE", right: true},
+			{header: "DISPUTES", right: true, drop: 10},
+			{header: "MEDIATED", right: true, drop: 2},
+			{header: "RATINGS", right: true, drop: 11},
+			{header: "SATISFIED", right: true},
+			{header: "REPORT p50", right: true, drop: 5},
+			{header: "REPORT p90", right: true, drop: 12},
+			{header: "CLOSE p50", right: true, drop: 6},
+			{header: "CLOSE p90", right: true, drop: 13},
+			{header: "OVERDUE", right: true, drop: 3},
+			{header: "ESCALATED", right: true, drop: 7},
+		}}
+		for _, g := range res.Groups {
+			t.add(n.key(res.GroupBy, g.Key),
+				text(fmt.Sprint(g.Raised)), text(fmt.Sprint(g.Closed)), text(pct(g.ClosureRate)), text(pct(g.OnTimeClosureRate)),
+				text(fmt.Sprint(g.Assignments)), text(pct(g.ResponseRate)),
+				text(fmt.Sprint(g.DisputesResolved)), text(pct(g.MediationSuccessRate)),
+				text(fmt.Sprint(g.Ratings)), text(pct(g.SatisfactionRate)),
+				text(secs(g.MedianReportSeconds)), text(secs(g.P90ReportSeconds)), text(secs(g.MedianCloseSeconds)), text(secs(g.P90CloseSeconds)),
+				text(fmt.Sprint(g.Overdue)), text(fmt.Sprint(g.Escalations)))
+		}
+		dropped, err := t.render(a.stdout, terminalWidth(a.stdout, a.getenv), out.isWide())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "%d groups%s\n", len(res.Groups), leftOut(dropped))
+		return nil
+	})
+	return cmd
 }
 
 func fmtDay(t *time.Time, none string) string {
