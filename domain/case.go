@@ -64,6 +64,16 @@ type Case struct {
 	Assignments []*Assignment `json:"assignments"`
 	Mediation   *Mediation    `json:"mediation"`
 	Rating      *Rating       `json:"rating"`
+	// Source: where a ticket's case came from (nil for a raise), and its
+	// priority from above.
+	Source   *TicketSource `json:"source,omitempty"`
+	Priority Priority      `json:"priority,omitempty"`
+	// AcceptBy: when a ticket's street must sign for it; AcceptedAt and
+	// ReturnedAt (with ReturnReason): what the street did.
+	AcceptBy     *time.Time `json:"accept_by,omitempty"`
+	AcceptedAt   *time.Time `json:"accepted_at,omitempty"`
+	ReturnedAt   *time.Time `json:"returned_at,omitempty"`
+	ReturnReason string     `json:"return_reason,omitempty"`
 
 	// LastHash is the hash of the latest event, to continue the chain.
 	LastHash string `json:"-"`
@@ -81,6 +91,9 @@ type Case struct {
 	// deadlines of its assignees' current assignments. Exported for a read
 	// model that saves cases in its snapshot, never shown in the API.
 	Escalations map[Escalation]bool `json:"-"`
+	// MissedAccept: the ticket was marked overdue for its accept deadline
+	// (exported for the same read model).
+	MissedAccept bool `json:"-"`
 }
 
 // Escalation is one rung of the ladder a case went up for a missed
@@ -207,7 +220,13 @@ func (c *Case) Evolve(e Event, at time.Time) {
 			a.ReportedAt = &at
 			a.refreshOverdue()
 		}
+	case TicketReceived, TicketAccepted, TicketReturned:
+		c.evolveTicket(e, at)
 	case AssignmentOverdue:
+		if e.Deadline == DeadlineAccept {
+			c.MissedAccept = true
+			break
+		}
 		if a := c.Assignment(e.Assignee); a != nil {
 			if e.Deadline == DeadlineReport {
 				a.MissedReport = true
@@ -285,6 +304,12 @@ func (c *Case) Evolve(e Event, at time.Time) {
 func (c *Case) deriveStatus() Status {
 	if c.ClosedAt != nil {
 		return StatusClosed
+	}
+	if c.ReturnedAt != nil {
+		return StatusReturned
+	}
+	if c.Source != nil && c.AcceptedAt == nil {
+		return StatusReceived
 	}
 	leads, resolvedLeads, offers, started := 0, 0, 0, false
 	for _, a := range c.Assignments {

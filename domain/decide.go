@@ -76,10 +76,12 @@ type Route struct {
 	Assist []string
 }
 
-// Verify: the street accepts or rejects the resolution.
+// Verify: the street accepts or rejects the resolution. Reply, the answer
+// a ticket's platform is owed, is required to accept a ticket's case.
 type Verify struct {
 	Accepted bool
 	Note     string
+	Reply    string
 }
 
 // Rate: the street records the resident's rating.
@@ -114,7 +116,7 @@ func Authorize(c *Case, actor Actor, cmd Command) error {
 	if actor.Role == ActorAuditor {
 		return refuse(ErrNotYours, "", "auditors only read")
 	}
-	if _, raise := cmd.(Raise); !raise && !c.Exists() {
+	if !opensCase(cmd) && !c.Exists() {
 		return refuse(ErrNoCase, "", "no such case")
 	}
 	mustBeStreet := func(street, field string) error {
@@ -138,7 +140,15 @@ func Authorize(c *Case, actor Actor, cmd Command) error {
 	switch cmd := cmd.(type) {
 	case Raise:
 		return mustBeStreet(cmd.Street, "street")
-	case Route, Verify, Rate:
+	case ReceiveTicket:
+		if actor.Role != ActorPlatform {
+			return refuse(ErrNotYours, "", "only a platform may send a ticket")
+		}
+		if actor.ID != cmd.Platform {
+			return refuse(ErrNotYours, "platform", "platform %q may not send tickets as %q", actor.ID, cmd.Platform)
+		}
+		return nil
+	case Route, Verify, Rate, AcceptTicket, ReturnTicket:
 		return mustBeStreet(c.Street, "")
 	case Report:
 		return mustBeAssignee(cmd.Assignee)
@@ -169,6 +179,12 @@ func Decide(c *Case, cmd Command, dir *Directory, now time.Time) ([]Event, error
 		}
 		return decideRaise(raise, dir, now)
 	}
+	if ticket, ok := cmd.(ReceiveTicket); ok {
+		if c.Exists() {
+			return nil, refuse(ErrInvalidTransition, "", "case %s already exists", c.ID)
+		}
+		return decideReceiveTicket(ticket, dir, now)
+	}
 	if !c.Exists() {
 		if c == nil {
 			return nil, refuse(ErrNoCase, "", "no such case")
@@ -178,6 +194,23 @@ func Decide(c *Case, cmd Command, dir *Directory, now time.Time) ([]Event, error
 	switch cmd.(type) {
 	case RevealRequester, ForgetRequester:
 		return decideRequester(c, cmd)
+	}
+	if c.Status == StatusReturned {
+		if _, ok := cmd.(CheckDeadlines); ok {
+			return nil, nil
+		}
+		return nil, refuse(ErrInvalidTransition, "", "the ticket was returned to its platform: the case is over")
+	}
+	switch cmd := cmd.(type) {
+	case AcceptTicket:
+		return decideAcceptTicket(c, cmd, dir, now)
+	case ReturnTicket:
+		return decideReturnTicket(c, cmd)
+	}
+	if c.Status == StatusReceived {
+		if _, ok := cmd.(CheckDeadlines); !ok {
+			return nil, refuse(ErrInvalidTransition, "", "the ticket is waiting for its street to sign for it (accept) or return it")
+		}
 	}
 	if c.Status == StatusClosed {
 		if rate, ok := cmd.(Rate); ok {
@@ -242,18 +275,28 @@ func Decide(c *Case, cmd Command, dir *Directory, now time.Time) ([]Event, error
 			return nil, refuse(ErrInvalidTransition, "", "the offer to %s is %s: the need was claimed or declined", a.Assignee, a.Status)
 		}
 		sla := dir.SLAFor(c.Urgency)
-		return []Event{NeedClaimed{Assignee: a.Assignee, Role: RoleLead, ResolveBy: dir.Deadline(now, sla.ResolveWithin), Note: cmd.Note}}, nil
+		_, resolveBy := c.boundByReply(now, dir.Deadline(now, sla.ResolveWithin))
+		return []Event{NeedClaimed{Assignee: a.Assignee, Role: RoleLead, ResolveBy: resolveBy, Note: cmd.Note}}, nil
 	case Route:
 		return decideRoute(c, cmd, dir, now)
 	case Verify:
 		if err := checkText("note", cmd.Note, MaxText); err != nil {
 			return nil, err
 		}
+		if err := checkText("reply", cmd.Reply, MaxText); err != nil {
+			return nil, err
+		}
 		if c.Status != StatusResolved {
 			return nil, refuse(ErrInvalidTransition, "", "only a resolved case can be verified; this one is %s", c.Status)
 		}
+		switch {
+		case cmd.Reply != "" && (!c.IsTicket() || !cmd.Accepted):
+			return nil, refuse(ErrInvalidValue, "reply", "a reply goes to a ticket's platform when its case is accepted as resolved; not here")
+		case cmd.Accepted && c.IsTicket() && blank(cmd.Reply):
+			return nil, refuse(ErrInvalidValue, "reply", "a ticket's case closes with a reply to its platform %s", c.Source.Platform)
+		}
 		if cmd.Accepted {
-			return []Event{ResolutionVerified{Note: cmd.Note}, CaseClosed{}}, nil
+			return []Event{ResolutionVerified{Note: cmd.Note, Reply: cmd.Reply}, CaseClosed{}}, nil
 		}
 		return []Event{ResolutionRejected{Note: cmd.Note}}, nil
 	case Rate:
@@ -268,51 +311,83 @@ func decideRaise(cmd Raise, dir *Directory, now time.Time) ([]Event, error) {
 	if _, ok := dir.Street(cmd.Street); !ok {
 		return nil, refuse(ErrInvalidValue, "street", "unknown street %q", cmd.Street)
 	}
-	community, ok := dir.Community(cmd.Street, cmd.Community)
-	if !ok {
-		return nil, refuse(ErrInvalidValue, "community", "street %q has no community %q", cmd.Street, cmd.Community)
-	}
-	category, ok := dir.Category(cmd.Category)
-	if !ok {
-		return nil, refuse(ErrInvalidValue, "category", "unknown category %q", cmd.Category)
-	}
-	urgency, err := ParseUrgency(cmd.Urgency)
+	category, community, urgency, err := checkRouting(dir, cmd.Street, cmd.Category, cmd.Community, cmd.Urgency)
 	if err != nil {
-		return nil, refuse(ErrInvalidValue, "urgency", "%v", err)
-	}
-	if blank(cmd.Title) {
-		return nil, refuse(ErrInvalidValue, "title", "a title is required")
-	}
-	if err := checkText("title", cmd.Title, MaxTitle); err != nil {
 		return nil, err
 	}
-	if err := checkText("description", cmd.Description, MaxText); err != nil {
+	if err := checkCaseText(cmd.Title, cmd.Description, cmd.Requester, cmd.Location); err != nil {
 		return nil, err
-	}
-	if err := checkSealedRequester(cmd.Requester); err != nil {
-		return nil, err
-	}
-	if loc := cmd.Location; loc != nil {
-		if err := checkText("location.address", loc.Address, MaxTitle); err != nil {
-			return nil, err
-		}
-		if loc.Lat != nil && (*loc.Lat < -90 || *loc.Lat > 90) {
-			return nil, refuse(ErrInvalidValue, "location.lat", "latitude %v is outside -90..90", *loc.Lat)
-		}
-		if loc.Lon != nil && (*loc.Lon < -180 || *loc.Lon > 180) {
-			return nil, refuse(ErrInvalidValue, "location.lon", "longitude %v is outside -180..180", *loc.Lon)
-		}
-		if (loc.Lat == nil) != (loc.Lon == nil) {
-			return nil, refuse(ErrInvalidValue, "location", "give both lat and lon, or neither")
-		}
 	}
 	events := []Event{WhistleRaised{
 		Street: cmd.Street, Community: cmd.Community, Category: category.ID, Kind: category.Kind,
 		Urgency: urgency, Title: cmd.Title, Description: cmd.Description, Location: cmd.Location,
 		DirectoryVersion: dir.Version, RequestSHA256: cmd.RequestSHA256, Requester: cmd.Requester,
 	}}
+	routed, err := routeByCategory(nil, dir, category, community, urgency, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(events, routed...), nil
+}
+
+// checkRouting checks what a case is routed by: a community of the street,
+// a category and an urgency.
+func checkRouting(dir *Directory, street, category, community, urgency string) (*Category, *Community, Urgency, error) {
+	com, ok := dir.Community(street, community)
+	if !ok {
+		return nil, nil, "", refuse(ErrInvalidValue, "community", "street %q has no community %q", street, community)
+	}
+	cat, ok := dir.Category(category)
+	if !ok {
+		return nil, nil, "", refuse(ErrInvalidValue, "category", "unknown category %q", category)
+	}
+	u, err := ParseUrgency(urgency)
+	if err != nil {
+		return nil, nil, "", refuse(ErrInvalidValue, "urgency", "%v", err)
+	}
+	return cat, com, u, nil
+}
+
+// checkCaseText checks what a raise or a ticket says of its case: a title,
+// a description, the requester, a location.
+func checkCaseText(title, description string, requester *SealedRequester, loc *Location) error {
+	if blank(title) {
+		return refuse(ErrInvalidValue, "title", "a title is required")
+	}
+	if err := checkText("title", title, MaxTitle); err != nil {
+		return err
+	}
+	if err := checkText("description", description, MaxText); err != nil {
+		return err
+	}
+	if err := checkSealedRequester(requester); err != nil {
+		return err
+	}
+	if loc != nil {
+		if err := checkText("location.address", loc.Address, MaxTitle); err != nil {
+			return err
+		}
+		if loc.Lat != nil && (*loc.Lat < -90 || *loc.Lat > 90) {
+			return refuse(ErrInvalidValue, "location.lat", "latitude %v is outside -90..90", *loc.Lat)
+		}
+		if loc.Lon != nil && (*loc.Lon < -180 || *loc.Lon > 180) {
+			return refuse(ErrInvalidValue, "location.lon", "longitude %v is outside -180..180", *loc.Lon)
+		}
+		if (loc.Lat == nil) != (loc.Lon == nil) {
+			return refuse(ErrInvalidValue, "location", "give both lat and lon, or neither")
+		}
+	}
+	return nil
+}
+
+// routeByCategory assigns a case as its category says: a need is offered to
+// the community's units, anything else goes to the category's lead and
+// assists, with the urgency's deadlines (within a ticket's reply_by; c is
+// nil for a case being raised).
+func routeByCategory(c *Case, dir *Directory, category *Category, community *Community, urgency Urgency, now time.Time) ([]Event, error) {
 	sla := dir.SLAFor(urgency)
-	reportBy, resolveBy := dir.Deadline(now, sla.ReportWithin), dir.Deadline(now, sla.ResolveWithin)
+	reportBy, resolveBy := c.boundByReply(dir.Deadline(now, sla.ReportWithin), dir.Deadline(now, sla.ResolveWithin))
+	var events []Event
 	if category.Kind == KindNeed {
 		if len(community.Units) == 0 {
 			return nil, refuse(ErrInvalidValue, "community", "community %q has no resident units to offer a need to", community.ID)
@@ -392,7 +467,7 @@ func decideRoute(c *Case, cmd Route, dir *Directory, now time.Time) ([]Event, er
 		}
 	}
 	sla := dir.SLAFor(c.Urgency)
-	reportBy, resolveBy := dir.Deadline(now, sla.ReportWithin), dir.Deadline(now, sla.ResolveWithin)
+	reportBy, resolveBy := c.boundByReply(dir.Deadline(now, sla.ReportWithin), dir.Deadline(now, sla.ResolveWithin))
 	var events []Event
 	ended := map[string]bool{}
 	// endOffer ends id's open offer, if it has one, before anything else is
@@ -453,6 +528,9 @@ func DueEscalations(c *Case, dir *Directory, now time.Time) []Event {
 	if c.Status == StatusClosed {
 		return nil
 	}
+	if c.Status == StatusReceived {
+		return dueAccept(c, dir, now)
+	}
 	first := ""
 	if len(dir.Escalation) > 0 {
 		first = dir.Escalation[0].Level
@@ -500,6 +578,9 @@ func NextDeadline(c *Case, dir *Directory, now time.Time) time.Time {
 	if c.Status == StatusClosed {
 		return time.Time{}
 	}
+	if c.Status == StatusReceived {
+		return nextAccept(c, dir)
+	}
 	var next time.Time
 	consider := func(t time.Time) {
 		if next.IsZero() || t.Before(next) {
@@ -529,6 +610,15 @@ func NextDeadline(c *Case, dir *Directory, now time.Time) time.Time {
 		}
 	}
 	return next
+}
+
+// opensCase tells whether cmd opens a new case: a raise or a ticket.
+func opensCase(cmd Command) bool {
+	switch cmd.(type) {
+	case Raise, ReceiveTicket:
+		return true
+	}
+	return false
 }
 
 // Replay folds a history into a case state.

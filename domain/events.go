@@ -114,9 +114,11 @@ type AssignmentResolved struct {
 	Mediation Mediation `json:"mediation,omitempty"`
 }
 
-// ResolutionVerified: the street accepts the result.
+// ResolutionVerified: the street accepts the result. Reply is the answer
+// to a ticket's platform.
 type ResolutionVerified struct {
-	Note string `json:"note,omitempty"`
+	Note  string `json:"note,omitempty"`
+	Reply string `json:"reply,omitempty"`
 }
 
 // ResolutionRejected: the street sends the result back.
@@ -180,6 +182,12 @@ func DecodeEvent(eventType string, data []byte) (Event, error) {
 		e = &RequesterRevealed{}
 	case TypeRequesterForgotten:
 		e = &RequesterForgotten{}
+	case TypeTicketReceived:
+		e = &TicketReceived{}
+	case TypeTicketAccepted:
+		e = &TicketAccepted{}
+	case TypeTicketReturned:
+		e = &TicketReturned{}
 	default:
 		return nil, fmt.Errorf("domain: unknown event type %q", eventType)
 	}
@@ -224,6 +232,12 @@ func deref(e Event) Event {
 	case *RequesterRevealed:
 		return *v
 	case *RequesterForgotten:
+		return *v
+	case *TicketReceived:
+		return *v
+	case *TicketAccepted:
+		return *v
+	case *TicketReturned:
 		return *v
 	}
 	return e

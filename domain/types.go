@@ -131,10 +131,10 @@ const (
 // ParseStatus accepts only a known case status.
 func ParseStatus(s string) (Status, error) {
 	switch st := Status(s); st {
-	case StatusRouted, StatusInProgress, StatusResolved, StatusClosed, StatusUnassigned:
+	case StatusRouted, StatusInProgress, StatusResolved, StatusClosed, StatusUnassigned, StatusReceived, StatusReturned:
 		return st, nil
 	}
-	return "", fmt.Errorf("unknown status %q (want routed, in_progress, resolved, closed or unassigned)", s)
+	return "", fmt.Errorf("unknown status %q (want routed, in_progress, resolved, closed, unassigned, received or returned)", s)
 }
 
 // Deadline names which deadline an assignment missed.

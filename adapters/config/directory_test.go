@@ -445,3 +445,25 @@ func TestLoadDirectoryMissing(t *testing.T) {
 		t.Errorf("got %q, want %q", err.Error(), want)
 	}
 }
+
+// BenchmarkSampleDeadline is the cost of one deadline with the sample's
+// calendar as whistled runs it (Asia/Shanghai loaded from tzdata, the 2026
+// holidays), from 15:00 on the eve of National Day, across its 7 days off.
+func BenchmarkSampleDeadline(b *testing.B) {
+	dir, err := SampleDirectory()
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Date(2026, 9, 30, 7, 0, 0, 0, time.UTC)
+	for _, s := range []string{"72h", "1wh", "8wh", "1wd", "3wd"} {
+		d, err := domain.ParseSLADuration(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(s, func(b *testing.B) {
+			for b.Loop() {
+				_ = dir.Deadline(start, d)
+			}
+		})
+	}
+}

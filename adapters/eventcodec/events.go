@@ -263,7 +263,13 @@ func (d *eventDecoder) scan(eventType string, data []byte) (domain.Event, bool) 
 	case domain.TypeResolutionVerified:
 		var v domain.ResolutionVerified
 		ok = s.Object(func(k []byte) bool {
-			return string(k) == "note" && text(&s, &v.Note)
+			switch string(k) {
+			case "note":
+				return text(&s, &v.Note)
+			case "reply":
+				return text(&s, &v.Reply)
+			}
+			return false
 		})
 		e = v
 	case domain.TypeResolutionRejected:

@@ -14,7 +14,8 @@ import (
 // to the event DecodeEvent gives, and that repeated strings are shared.
 func TestEventDecoderScansWhatWhistleWrites(t *testing.T) {
 	var d eventDecoder
-	for _, e := range append(everyEvent(), domain.WhistleRaised{Street: "longqiao", Title: "no location"}, domain.AssignmentMade{}) {
+	for _, e := range append(everyEvent(), domain.WhistleRaised{Street: "longqiao", Title: "no location"}, domain.AssignmentMade{},
+		domain.ResolutionVerified{Note: "checked", Reply: "已办结，井盖已更换"}) {
 		data, err := json.Marshal(e)
 		if err != nil {
 			t.Fatal(err)
@@ -52,6 +53,9 @@ func FuzzEventDecoder(f *testing.F) {
 	f.Add(domain.TypeWhistleRaised, []byte(`{"Street":"a","street":"b"}`))
 	f.Add(domain.TypeAssignmentMade, []byte(`{"by_hand":"true","report_by":"2026-13-01T00:00:00Z"}`))
 	f.Add(domain.TypeAssignmentMade, []byte(`{"assignee":7}`))
+	f.Add(domain.TypeTicketReceived, []byte(`{"platform":"hotline-12345","external_id":"20261202-0001","street":"longqiao","title":"x","priority":"normal","accept_by":"2026-12-02T02:30:00Z","directory_version":"sample-1"}`))
+	f.Add(domain.TypeTicketAccepted, []byte(`{"category":"parking","kind":"issue","community":"wanhui","urgency":"routine"}`))
+	f.Add(domain.TypeTicketReturned, []byte(`{"reason":"不属本街道"}`))
 	f.Add(domain.TypeCaseClosed, []byte(`{"extra":1}`))
 	f.Add(domain.TypeCaseClosed, []byte(``))
 	f.Add(domain.TypeSatisfactionRated, []byte(`{"rating":"satisfied","rating":"\u0075nsatisfied"}`))
