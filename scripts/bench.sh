@@ -30,7 +30,9 @@
 # (medians).
 #
 # The last line is:
-#   bench: whistles_per_s=N raw_appends_per_s=N ratio=R dispatch_p99_ms=X replay_events_per_s=N rss_mb=N fsync=always
+#   bench: whistles_per_s=N raw_appends_per_s=N ratio=R dispatch_p99_ms=X replay_events_per_s=N rss_mb=N fsync=always cpu_ms_per_whistle=X
+# (cpu_ms_per_whistle: whistled's utime+stime from /proc/<pid>/stat over
+# the saturation phase, divided by the whistles raised in it)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -205,8 +205,9 @@ func benchMode(ctx context.Context, o options, log *zap.Logger) error {
 		fmt.Printf("peer side by side: whistle %.0f whistles/s, raw JetStream %.0f appends/s, PostgreSQL %.0f appends/s\n",
 			sat.whistlesPerS, raw.perS, peer.perS)
 	}
-	fmt.Printf("bench: whistles_per_s=%.0f raw_appends_per_s=%.0f ratio=%.2f dispatch_p99_ms=%s replay_events_per_s=%.0f rss_mb=%.0f fsync=%s\n",
-		sat.whistlesPerS, raw.perS, sat.whistlesPerS/raw.perS, msNum(dp99), rep.eventsPerS(), float64(hwm)/1024, o.fsync)
+	fmt.Printf("bench: whistles_per_s=%.0f raw_appends_per_s=%.0f ratio=%.2f dispatch_p99_ms=%s replay_events_per_s=%.0f rss_mb=%.0f fsync=%s cpu_ms_per_whistle=%.3f\n",
+		sat.whistlesPerS, raw.perS, sat.whistlesPerS/raw.perS, msNum(dp99), rep.eventsPerS(), float64(hwm)/1024, o.fsync,
+		float64(sat.cpuPerWhistle)/float64(time.Millisecond))
 	return nil
 }
 
