@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/atomicfile"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/follow"
 	"github.com/whistle-gov/whistle/domain"
@@ -343,7 +344,7 @@ func (r *Runner) Save() error {
 		return nil
 	}
 	var pos uint64
-	n, err := writeFileAtomic(r.path, func(w io.Writer) error {
+	n, err := atomicfile.Write(r.path, func(w io.Writer) error {
 		var err error
 		pos, err = r.WriteSnapshot(w)
 		return err
@@ -362,60 +363,4 @@ func (r *Runner) saveAndLog() {
 		// the log from the last snapshot that was saved.
 		r.log.Error("read model snapshot not saved", zap.Error(err))
 	}
-}
-
-// writeFileAtomic replaces the file at path with what write writes (through
-// a 64 KiB buffer) and returns its size: a temporary file in the same
-// folder, synced, renamed over path, and the folder synced.
-func writeFileAtomic(path string, write func(io.Writer) error) (int64, error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return 0, err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 64<<10)
-	cw := &countingWriter{w: bw}
-	if err := write(cw); err != nil {
-		return 0, err
-	}
-	if err := bw.Flush(); err != nil {
-		return 0, err
-	}
-	if err := f.Sync(); err != nil {
-		return 0, err
-	}
-	if err := f.Close(); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return 0, err
-	}
-	ok = true
-	// Sync the folder so that the rename, not only the data, is on disk
-	// before the saved position is relied on.
-	d, err := os.Open(dir)
-	if err != nil {
-		return 0, err
-	}
-	defer d.Close()
-	return cw.n, d.Sync()
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -8,9 +8,10 @@
 // states of the cases come from the process's shared case-state cache
 // (casestate), which reads a case not held from its stream. When the earliest deadline comes, it runs
 // CheckDeadlines on that case through the command handler, which reads the
-// case itself. It keeps no checkpoint: the schedule is
-// rebuilt from the log at each start, and a deadline that passed while no
-// watcher ran is due at once.
+// case itself. With Config.Dir it checkpoints the schedule with its log
+// position, and a restart follows the log from there; without, the
+// schedule is rebuilt from the log at each start. Either way a deadline
+// that passed while no watcher ran is due at once.
 //
 // Exactly once per assignment and level, across restarts and with several
 // watchers (two whistled on one NATS cluster), follows from the command
@@ -76,6 +77,13 @@ type Config struct {
 	// Follow is the process's subscription to the log, shared with the
 	// other followers; nil: Run subscribes on its own.
 	Follow *follow.Log
+	// Dir is the folder of the schedule's checkpoint (whistled:
+	// <data>/sla); empty: none. Like the read models' snapshot it is a
+	// local file: derived state, each whistled its own.
+	Dir string
+	// CheckpointEvery is how often the checkpoint is written while the
+	// schedule moves (default 10 s); it is also written when Run ends.
+	CheckpointEvery time.Duration
 }
 
 // Stats counts what a watcher did.
@@ -94,9 +102,12 @@ type Watcher struct {
 	due      map[string]time.Time // case id → next deadline: the schedule's truth
 	sched    schedule             // may hold stale entries; due decides
 	pos      eventstore.Position
+	saved    eventstore.Position // of the checkpoint on disk
 	target   eventstore.Position // the log's head at start
 	caughtUp bool
 	wake     chan struct{}
+
+	saveMu sync.Mutex // one writer of the checkpoint at a time
 
 	checks, appended, already, failed atomic.Int64
 }
@@ -114,6 +125,9 @@ func New(cfg Config) *Watcher {
 	}
 	if cfg.Cases == nil {
 		cfg.Cases = casestate.New(cfg.Store, 0)
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = 10 * time.Second
 	}
 	return &Watcher{cfg: cfg, due: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 }
@@ -165,6 +179,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	for {
 		head, err := w.cfg.Store.Head(ctx)
 		if err == nil {
+			w.restore(head)
 			w.mu.Lock()
 			w.target = head
 			w.caughtUp = w.pos >= head
@@ -183,8 +198,21 @@ func (w *Watcher) Run(ctx context.Context) error {
 		defer close(followDone)
 		w.follow(ctx)
 	}()
+	go func() {
+		t := time.NewTicker(w.cfg.CheckpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-followDone:
+				return
+			case <-t.C:
+				w.saveAndLog()
+			}
+		}
+	}()
 	w.loop(ctx)
 	<-followDone
+	w.saveAndLog()
 	return ctx.Err()
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/casestate"
+	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/slawatch"
 	"github.com/whistle-gov/whistle/adapters/slawatch/slawatchtest"
 	"github.com/whistle-gov/whistle/adapters/testenv"
@@ -364,5 +367,67 @@ func TestBoundedWatcherFollowsForgottenCases(t *testing.T) {
 		if got := marks(t, env, c); len(got) != 0 {
 			t.Fatalf("case %s reported in time has marks %s", c, show(got))
 		}
+	}
+}
+
+// readsFrom is a store that remembers the lowest position the log was
+// read after.
+type readsFrom struct {
+	eventstore.Store
+	mu     sync.Mutex
+	lowest eventstore.Position
+	reads  int
+}
+
+func (s *readsFrom) ReadAll(ctx context.Context, after eventstore.Position, limit int) ([]eventstore.Commit, error) {
+	s.mu.Lock()
+	if s.reads == 0 || after < s.lowest {
+		s.lowest = after
+	}
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.ReadAll(ctx, after, limit)
+}
+
+// With a checkpoint folder the watcher saves its schedule when it stops,
+// and a restart follows the log from where it stood, not from the start;
+// a deadline that passed meanwhile is enforced at once, once.
+func TestRestartFollowsFromTheCheckpoint(t *testing.T) {
+	clock := slawatchtest.NewFakeClock(t0)
+	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	dir := t.TempDir()
+	run := func(store eventstore.Store) (*slawatch.Watcher, func()) {
+		h := casehandler.New(env.Store, env.Dir, clock.Now, env.Log)
+		w := slawatch.New(slawatch.Config{Store: store, Handler: h, Directory: env.Dir, Clock: clock, Retry: 10 * time.Millisecond, Dir: dir})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = w.Run(ctx) }()
+		var once sync.Once
+		stop := func() { once.Do(func() { cancel(); <-done }) }
+		t.Cleanup(stop)
+		return w, stop
+	}
+	w1, stop1 := run(env.Store)
+	c := env.Raise(t, "river-pollution", "emergency").ID
+	env.Do(t, c, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+	settled(t, env, w1, clock)
+	saved := w1.Position()
+	stop1()
+	if _, err := os.Stat(filepath.Join(dir, slawatch.CheckpointFile)); err != nil {
+		t.Fatalf("no checkpoint after a stop: %v", err)
+	}
+
+	clock.Advance(time.Second) // the assist's report_by passes while no watcher runs
+	store := &readsFrom{Store: env.Store}
+	w2, _ := run(store)
+	expectMarks(t, env, c, map[string]int{
+		"overdue water-bureau report district":   1,
+		"escalated water-bureau report district": 1,
+	})
+	settled(t, env, w2, clock)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.reads > 0 && store.lowest < saved {
+		t.Fatalf("the restarted watcher read the log after %d; its checkpoint was at %d", store.lowest, saved)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 
 	"github.com/whistle-gov/whistle/adapters/slawatch"
@@ -15,6 +16,8 @@ func startSLA(ctx context.Context, d *deps) (running, error) {
 		Store: d.store, Handler: d.handler, Directory: d.dir,
 		Clock: slawatch.SystemClock{}, Log: d.log.Named("sla"),
 		Cases: d.cases, Follow: d.follow,
+		// The schedule's checkpoint: a restart follows the log from it.
+		Dir: filepath.Join(d.opts.data, "sla"),
 	})
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
