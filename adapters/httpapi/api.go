@@ -19,6 +19,7 @@ import (
 	"net/http/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -91,7 +92,15 @@ type Observer interface {
 type API struct {
 	cfg Config
 	mux *http.ServeMux
+	// closing is closed by EndStreams: the event streams end.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
+
+// EndStreams ends every event stream at once, and those started later as
+// soon as they start: a server shutting down would otherwise wait for them
+// until its grace period runs out. Give it to http.Server.RegisterOnShutdown.
+func (a *API) EndStreams() { a.closeOnce.Do(func() { close(a.closing) }) }
 
 // New builds the API's routes.
 func New(cfg Config) *API {
@@ -104,7 +113,7 @@ func New(cfg Config) *API {
 	if cfg.CatchUpTimeout <= 0 {
 		cfg.CatchUpTimeout = 5 * time.Second
 	}
-	a := &API{cfg: cfg, mux: http.NewServeMux()}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), closing: make(chan struct{})}
 	a.mux.HandleFunc("POST /v1/whistles", a.authed(a.raise))
 	a.mux.HandleFunc("GET /v1/cases/{id}", a.authed(a.getCase))
 	a.mux.HandleFunc("GET /v1/cases/{id}/history", a.authed(a.getHistory))

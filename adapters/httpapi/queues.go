@@ -248,6 +248,8 @@ func (a *API) relay(ctx context.Context, out *sse.Writer, changes <-chan dispatc
 		select {
 		case <-ctx.Done():
 			return
+		case <-a.closing:
+			return
 		case c, ok := <-changes:
 			if !ok {
 				return

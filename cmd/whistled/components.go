@@ -7,7 +7,6 @@ import (
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/casestate"
-	"github.com/whistle-gov/whistle/adapters/config"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/follow"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
@@ -25,7 +24,7 @@ type deps struct {
 	store      eventstore.Store
 	bus        *bus
 	handler    *casehandler.Handler
-	principals *config.Principals
+	principals *livePrincipals
 	// metrics: components export their gauges here (lag, overdue work).
 	metrics *metrics.Metrics
 	// cases and follow are the case states and the subscription to the

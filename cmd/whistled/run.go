@@ -59,10 +59,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := os.MkdirAll(opts.data, 0o700); err != nil {
 		return fmt.Errorf("data folder %s: %w", opts.data, err)
 	}
-	principals, issued, err := config.EnsurePrincipals(opts.principals, dir, rand.Reader)
+	loaded, issued, err := config.EnsurePrincipals(opts.principals, dir, rand.Reader)
 	if err != nil {
 		return err
 	}
+	principals := newLivePrincipals(loaded)
+	principals.reloadOnHangUp(ctx, opts.principals, dir, log)
 	if len(issued) > 0 {
 		printTokens(stdout, opts.principals, issued)
 	}
@@ -138,6 +140,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+	// Event streams end at once on shutdown; requests in flight drain.
+	srv.RegisterOnShutdown(api.EndStreams)
 	log.Info("whistled ready", zap.String("addr", listener.Addr().String()), zap.String("data", opts.data),
 		zap.String("store", storeName(opts)), zap.String("nats", natsName(opts)),
 		zap.String("directory", dir.Version), zap.String("fsync", opts.fsync))

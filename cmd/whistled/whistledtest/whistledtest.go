@@ -187,6 +187,14 @@ func (s *Server) Stop() {
 	}
 }
 
+// Signal sends sig to whistled (SIGHUP: reload the principals).
+func (s *Server) Signal(sig os.Signal) {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 // Kill sends SIGKILL and waits for the process to be gone.
 func (s *Server) Kill() {
 	if s.cmd == nil || s.cmd.Process == nil {
