@@ -279,24 +279,21 @@ type SpooledSnapshot struct {
 	Position uint64
 }
 
-// Close closes and removes the file.
-func (s *SpooledSnapshot) Close() error {
-	err := s.File.Close()
-	if rerr := os.Remove(s.File.Name()); err == nil && !errors.Is(rerr, fs.ErrNotExist) {
-		err = rerr
-	}
-	return err
-}
+// Close closes the file (its name is already gone).
+func (s *SpooledSnapshot) Close() error { return s.File.Close() }
 
-// SpoolSnapshot encodes the live models into a temporary file (named like
-// the save's, so that one left by a crash is removed at the next Open) and
-// returns it rewound. The fold waits while they are encoded, as for a save;
-// not while the file is read. Nothing is synced: the file is not kept.
+// SpoolSnapshot encodes the live models into a temporary file and returns it
+// rewound. The file's name is removed at once, while it stays open: nothing
+// is left behind whenever the reader finishes or the process dies (should the
+// removal fail, the name is like the save's, so the next Open removes it).
+// The fold waits while they are encoded, as for a save; not while the file
+// is read. Nothing is synced: the file is not kept.
 func (r *Runner) SpoolSnapshot() (*SpooledSnapshot, error) {
 	f, err := os.CreateTemp(r.cfg.Dir, SnapshotFile+".tmp-spool-*")
 	if err != nil {
 		return nil, fmt.Errorf("readmodel: spool snapshot: %w", err)
 	}
+	_ = os.Remove(f.Name())
 	s := &SpooledSnapshot{File: f}
 	ok := false
 	defer func() {
