@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
 	"go.uber.org/zap"
 )
@@ -42,7 +42,7 @@ func progress(assignee, note string) domain.NoteProgress {
 // A conflict with another writer is re-read and re-decided, not surfaced:
 // both commands land, in order, and the second sees the first.
 func TestConflictIsRetriedAndBothCommandsLand(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	c := env.Raise(t, "river-pollution", "routine")
 	other := casehandler.New(env.Store, env.Dir, time.Now, zap.NewNop()) // a second process: its own locks and cache
 
@@ -50,12 +50,12 @@ func TestConflictIsRetriedAndBothCommandsLand(t *testing.T) {
 	store.n.Store(3)
 	store.before = func(ctx context.Context, _ string) error {
 		_, err := other.Execute(ctx, casehandler.Request{CaseID: c.ID, CommandID: uuid.NewString(),
-			Actor: testenv.Water, Command: progress("water-bureau", "interloper")})
+			Actor: coretest.Water, Command: progress("water-bureau", "interloper")})
 		return err
 	}
 	h := casehandler.New(store, env.Dir, time.Now, zap.NewNop())
 	res, err := h.Execute(t.Context(), casehandler.Request{CaseID: c.ID, CommandID: uuid.NewString(),
-		Actor: testenv.Ecology, Command: domain.Report{Assignee: "ecology-bureau", Note: "on our way"}})
+		Actor: coretest.Ecology, Command: domain.Report{Assignee: "ecology-bureau", Note: "on our way"}})
 	if err != nil {
 		t.Fatalf("report after 3 conflicts: %v (want retried, then applied)", err)
 	}
@@ -79,19 +79,19 @@ func TestConflictIsRetriedAndBothCommandsLand(t *testing.T) {
 // When the case never stops changing, the command gives up with
 // ErrContention after MaxAttempts and appends nothing of its own.
 func TestEndlessConflictGivesUpWithContention(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	c := env.Raise(t, "river-pollution", "routine")
 	other := casehandler.New(env.Store, env.Dir, time.Now, zap.NewNop())
 	store := &interloper{Store: env.Store}
 	store.n.Store(1 << 20)
 	store.before = func(ctx context.Context, _ string) error {
 		_, err := other.Execute(ctx, casehandler.Request{CaseID: c.ID, CommandID: uuid.NewString(),
-			Actor: testenv.Water, Command: progress("water-bureau", "again")})
+			Actor: coretest.Water, Command: progress("water-bureau", "again")})
 		return err
 	}
 	h := casehandler.New(store, env.Dir, time.Now, zap.NewNop())
 	_, err := h.Execute(t.Context(), casehandler.Request{CaseID: c.ID, CommandID: uuid.NewString(),
-		Actor: testenv.Ecology, Command: domain.Report{Assignee: "ecology-bureau"}})
+		Actor: coretest.Ecology, Command: domain.Report{Assignee: "ecology-bureau"}})
 	if !errors.Is(err, casehandler.ErrContention) {
 		t.Fatalf("got %v, want ErrContention", err)
 	}
@@ -108,7 +108,7 @@ func TestEndlessConflictGivesUpWithContention(t *testing.T) {
 // Many processes reporting progress on one case at once: every command lands
 // exactly once, none is lost to a conflict, versions stay contiguous.
 func TestConcurrentWritersAllLand(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	c := env.Raise(t, "river-pollution", "routine")
 	const writers, each = 4, 5
 	var wg sync.WaitGroup
@@ -120,7 +120,7 @@ func TestConcurrentWritersAllLand(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				_, err := h.Execute(context.Background(), casehandler.Request{CaseID: c.ID, CommandID: uuid.NewString(),
-					Actor: testenv.Ecology, Command: progress("ecology-bureau", fmt.Sprintf("writer %d note %d", w, i))})
+					Actor: coretest.Ecology, Command: progress("ecology-bureau", fmt.Sprintf("writer %d note %d", w, i))})
 				if err != nil && !errors.Is(err, casehandler.ErrContention) {
 					errs <- err
 				}
@@ -152,16 +152,16 @@ func TestConcurrentWritersAllLand(t *testing.T) {
 // The same command id is applied once; the same Idempotency-Key with another
 // body is refused.
 func TestCommandIDAppliedOnce(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	caseID, commandID := uuid.NewString(), uuid.NewString()
 	raise := domain.Raise{Street: "longqiao", Community: "wanhui", Category: "river-pollution", Urgency: "routine", Title: "creek", RequestSHA256: "aa"}
-	first, err := env.Handler.Execute(t.Context(), casehandler.Request{CaseID: caseID, CommandID: commandID, Actor: testenv.Street, Command: raise, New: true})
+	first, err := env.Handler.Execute(t.Context(), casehandler.Request{CaseID: caseID, CommandID: commandID, Actor: coretest.Street, Command: raise, New: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A fresh handler has no cache: it must learn from the stream itself.
 	fresh := casehandler.New(env.Store, env.Dir, time.Now, zap.NewNop())
-	again, err := fresh.Execute(t.Context(), casehandler.Request{CaseID: caseID, CommandID: commandID, Actor: testenv.Street, Command: raise})
+	again, err := fresh.Execute(t.Context(), casehandler.Request{CaseID: caseID, CommandID: commandID, Actor: coretest.Street, Command: raise})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestCommandIDAppliedOnce(t *testing.T) {
 	}
 	other := raise
 	other.RequestSHA256 = "bb"
-	if _, err := fresh.Execute(t.Context(), casehandler.Request{CaseID: caseID, CommandID: commandID, Actor: testenv.Street, Command: other}); !errors.Is(err, casehandler.ErrIdempotencyMismatch) {
+	if _, err := fresh.Execute(t.Context(), casehandler.Request{CaseID: caseID, CommandID: commandID, Actor: coretest.Street, Command: other}); !errors.Is(err, casehandler.ErrIdempotencyMismatch) {
 		t.Fatalf("same key, other body: %v, want ErrIdempotencyMismatch", err)
 	}
 	if got := len(env.History(t, caseID)); got != int(first.Case.Version) {
@@ -180,7 +180,7 @@ func TestCommandIDAppliedOnce(t *testing.T) {
 
 // A refused command appends nothing.
 func TestRefusalAppendsNothing(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	c := env.Raise(t, "river-pollution", "routine")
 	before := len(env.History(t, c.ID))
 	for _, tc := range []struct {
@@ -189,9 +189,9 @@ func TestRefusalAppendsNothing(t *testing.T) {
 		cmd   domain.Command
 		want  error
 	}{
-		{"resolve before report", testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau"}, domain.ErrInvalidTransition},
-		{"another's assignment", testenv.Water, domain.Report{Assignee: "ecology-bureau"}, domain.ErrNotYours},
-		{"mediation on an issue", testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau", Mediation: "success"}, nil},
+		{"resolve before report", coretest.Ecology, domain.Resolve{Assignee: "ecology-bureau"}, domain.ErrInvalidTransition},
+		{"another's assignment", coretest.Water, domain.Report{Assignee: "ecology-bureau"}, domain.ErrNotYours},
+		{"mediation on an issue", coretest.Ecology, domain.Resolve{Assignee: "ecology-bureau", Mediation: "success"}, nil},
 	} {
 		_, err := env.Handler.Execute(t.Context(), casehandler.Request{CaseID: c.ID, CommandID: uuid.NewString(), Actor: tc.actor, Command: tc.cmd})
 		var refusal *domain.Refusal
@@ -207,10 +207,10 @@ func TestRefusalAppendsNothing(t *testing.T) {
 // The case in a result is the caller's: later commands on the case do not
 // change it (the race detector checks the reads below against them).
 func TestResultIsTheCallersCopy(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	c := env.Raise(t, "river-pollution", "routine")
 	res, err := env.Handler.Execute(t.Context(), casehandler.Request{CaseID: c.ID, CommandID: uuid.NewString(),
-		Actor: testenv.Ecology, Command: domain.Report{Assignee: "ecology-bureau"}})
+		Actor: coretest.Ecology, Command: domain.Report{Assignee: "ecology-bureau"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestResultIsTheCallersCopy(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range 5 {
-			env.Do(t, c.ID, testenv.Ecology, progress("ecology-bureau", fmt.Sprint("note ", i)))
+			env.Do(t, c.ID, coretest.Ecology, progress("ecology-bureau", fmt.Sprint("note ", i)))
 		}
 	}()
 	for range 200 {
@@ -238,7 +238,7 @@ func TestResultIsTheCallersCopy(t *testing.T) {
 // refused (issue 15: "must report in before resolving" while the case
 // showed the report; "only a resolved case can be verified").
 func TestRefusalOnACachedCaseIsConfirmedAgainstTheStream(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	a := env.Handler
 	b := casehandler.New(env.Store, env.Dir, time.Now, zap.NewNop()) // its own locks and cache
 	do := func(h *casehandler.Handler, caseID string, actor domain.Actor, cmd domain.Command) error {
@@ -247,21 +247,21 @@ func TestRefusalOnACachedCaseIsConfirmedAgainstTheStream(t *testing.T) {
 	}
 
 	c := env.Raise(t, "river-pollution", "routine") // on a, which now holds the case
-	if err := do(b, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau", Note: "on our way"}); err != nil {
+	if err := do(b, c.ID, coretest.Ecology, domain.Report{Assignee: "ecology-bureau", Note: "on our way"}); err != nil {
 		t.Fatalf("report on b: %v", err)
 	}
-	if err := do(a, c.ID, testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau", Note: "cleaned"}); err != nil {
+	if err := do(a, c.ID, coretest.Ecology, domain.Resolve{Assignee: "ecology-bureau", Note: "cleaned"}); err != nil {
 		t.Fatalf("resolve on a after the report on b: %v (want applied)", err)
 	}
 
 	c = env.Raise(t, "river-pollution", "routine")
-	if err := do(a, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"}); err != nil {
+	if err := do(a, c.ID, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"}); err != nil {
 		t.Fatalf("report on a: %v", err)
 	}
-	if err := do(b, c.ID, testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau", Note: "cleaned"}); err != nil {
+	if err := do(b, c.ID, coretest.Ecology, domain.Resolve{Assignee: "ecology-bureau", Note: "cleaned"}); err != nil {
 		t.Fatalf("resolve on b: %v", err)
 	}
-	if err := do(a, c.ID, testenv.Street, domain.Verify{Accepted: true, Note: "checked"}); err != nil {
+	if err := do(a, c.ID, coretest.Street, domain.Verify{Accepted: true, Note: "checked"}); err != nil {
 		t.Fatalf("verify on a after the resolution on b: %v (want applied)", err)
 	}
 	if got := env.History(t, c.ID); got[len(got)-1].Type != domain.TypeCaseClosed {
@@ -270,7 +270,7 @@ func TestRefusalOnACachedCaseIsConfirmedAgainstTheStream(t *testing.T) {
 
 	// A refusal that holds on the stream too is still a refusal.
 	var refusal *domain.Refusal
-	if err := do(b, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"}); !errors.As(err, &refusal) {
+	if err := do(b, c.ID, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"}); !errors.As(err, &refusal) {
 		t.Fatalf("report on a closed case: %v, want a refusal", err)
 	}
 }

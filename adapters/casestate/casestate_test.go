@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	"github.com/whistle-gov/whistle/adapters/casestate"
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/eventcodec"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
 )
 
 // commitsOf reads the whole log and keeps the commits of one case, decoded.
-func commitsOf(t *testing.T, env *testenv.Env, caseID string) []eventcodec.Commit {
+func commitsOf(t *testing.T, env *coretest.Env, caseID string) []eventcodec.Commit {
 	t.Helper()
 	all, err := env.Store.ReadAll(t.Context(), 0, 1000)
 	if err != nil {
@@ -36,11 +36,11 @@ func commitsOf(t *testing.T, env *testenv.Env, caseID string) []eventcodec.Commi
 // handler; a commit handed again finds the state after it held, and is
 // not applied twice.
 func TestAfterFromTheMiddleAndRedelivery(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	c := env.Raise(t, "river-pollution", "routine")
-	env.Do(t, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
-	env.Do(t, c.ID, testenv.Ecology, domain.NoteProgress{Assignee: "ecology-bureau", Note: "sampling"})
-	final := env.Do(t, c.ID, testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau", Note: "sealed"})
+	env.Do(t, c.ID, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"})
+	env.Do(t, c.ID, coretest.Ecology, domain.NoteProgress{Assignee: "ecology-bureau", Note: "sampling"})
+	final := env.Do(t, c.ID, coretest.Ecology, domain.Resolve{Assignee: "ecology-bureau", Note: "sealed"})
 
 	commits := commitsOf(t, env, c.ID)
 	cache := casestate.New(env.Store, 0)
@@ -71,7 +71,7 @@ func TestAfterFromTheMiddleAndRedelivery(t *testing.T) {
 // An event whose case stream does not hold it yet is ErrBehind, rather
 // than a fold over a gap.
 func TestBehindIsReported(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	c := env.Raise(t, "river-pollution", "routine")
 	cache := casestate.New(env.Store, 0)
 	ahead := domain.Envelope{CaseID: c.ID, Version: c.Version + 5, Type: domain.TypeProgressNoted}
@@ -82,7 +82,7 @@ func TestBehindIsReported(t *testing.T) {
 
 // The cache holds at most its bound, and a case it forgot is read again.
 func TestBoundedAndReadAgain(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	cache := casestate.New(env.Store, 3)
 	var ids []string
 	for range 10 {

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
-	"github.com/whistle-gov/whistle/adapters/testenv"
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/domain"
 )
 
@@ -33,7 +33,7 @@ func BenchmarkRaiseToDispatch(b *testing.B) {
 		fsync   bool
 	}{{"sequential/fsync", 1, true}, {"concurrent/fsync", 8, true}, {"sequential/nofsync", 1, false}, {"concurrent/nofsync", 8, false}} {
 		b.Run(bc.name, func(b *testing.B) {
-			env := testenv.Start(b, testenv.Options{SyncAlways: bc.fsync})
+			env := coretest.Start(b, coretest.Options{SyncAlways: bc.fsync})
 			d, err := New(b.Context(), Config{Store: env.Store, Conn: env.Conn, Instance: "bench", AtomicBatches: bc.fsync}) // as whistled: batches where fsyncs are shared
 			if err != nil {
 				b.Fatal(err)
@@ -70,7 +70,7 @@ func BenchmarkRaiseToDispatch(b *testing.B) {
 				mu.Unlock()
 				start := time.Now()
 				if _, err := env.Handler.Execute(b.Context(), casehandler.Request{
-					CaseID: id, CommandID: uuid.NewString(), Actor: testenv.Street, New: true,
+					CaseID: id, CommandID: uuid.NewString(), Actor: coretest.Street, New: true,
 					Command: domain.Raise{Street: "longqiao", Community: "wanhui", Category: "river-pollution", Urgency: "routine", Title: "bench"},
 				}); err != nil {
 					b.Error(err)

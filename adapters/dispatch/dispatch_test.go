@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/whistle-gov/whistle/adapters/testenv"
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/domain"
 )
 
 // startDispatcher runs a dispatcher on env until the test ends (or stop).
-func startDispatcher(t *testing.T, env *testenv.Env, cfg Config) (d *Dispatcher, stop func()) {
+func startDispatcher(t *testing.T, env *coretest.Env, cfg Config) (d *Dispatcher, stop func()) {
 	t.Helper()
 	cfg.Store, cfg.Conn = env.Store, env.Conn
 	if cfg.Instance == "" {
@@ -47,7 +47,7 @@ type stored struct {
 }
 
 // dispatchStream opens the dispatch stream of env.
-func dispatchStream(t *testing.T, env *testenv.Env) jetstream.Stream {
+func dispatchStream(t *testing.T, env *coretest.Env) jetstream.Stream {
 	t.Helper()
 	js, err := jetstream.New(env.Conn)
 	if err != nil {
@@ -61,7 +61,7 @@ func dispatchStream(t *testing.T, env *testenv.Env) jetstream.Stream {
 }
 
 // readAll reads the whole dispatch stream.
-func readAll(t *testing.T, env *testenv.Env) []stored {
+func readAll(t *testing.T, env *coretest.Env) []stored {
 	t.Helper()
 	s := dispatchStream(t, env)
 	info, err := s.Info(context.Background())
@@ -85,10 +85,10 @@ func readAll(t *testing.T, env *testenv.Env) []stored {
 
 // dispatchedAll waits until every event of the cases has its street
 // notification in the stream (the last message of each event's batch).
-func dispatchedAll(t *testing.T, env *testenv.Env, caseIDs ...string) []stored {
+func dispatchedAll(t *testing.T, env *coretest.Env, caseIDs ...string) []stored {
 	t.Helper()
 	var msgs []stored
-	testenv.Eventually(t, 10*time.Second, "every event dispatched", func() error {
+	coretest.Eventually(t, 10*time.Second, "every event dispatched", func() error {
 		msgs = readAll(t, env)
 		seen := map[string]bool{}
 		for _, m := range msgs {
@@ -129,19 +129,19 @@ func changesOf(msgs []stored, assignee, caseID string) []string {
 }
 
 func TestDispatchesEveryChangeToItsAssignee(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	startDispatcher(t, env, Config{})
 
 	issue := env.Raise(t, "river-pollution", "urgent").ID
-	env.Do(t, issue, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
-	env.Do(t, issue, testenv.Water, domain.Report{Assignee: "water-bureau"})
-	env.Do(t, issue, testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau"})
-	env.Do(t, issue, testenv.Street, domain.Verify{Accepted: false, Note: "still smells"})
-	env.Do(t, issue, testenv.Ecology, domain.Resolve{Assignee: "ecology-bureau"})
-	env.Do(t, issue, testenv.Street, domain.Verify{Accepted: true})
+	env.Do(t, issue, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"})
+	env.Do(t, issue, coretest.Water, domain.Report{Assignee: "water-bureau"})
+	env.Do(t, issue, coretest.Ecology, domain.Resolve{Assignee: "ecology-bureau"})
+	env.Do(t, issue, coretest.Street, domain.Verify{Accepted: false, Note: "still smells"})
+	env.Do(t, issue, coretest.Ecology, domain.Resolve{Assignee: "ecology-bureau"})
+	env.Do(t, issue, coretest.Street, domain.Verify{Accepted: true})
 
 	need := env.Raise(t, "after-school-care", "routine").ID
-	env.Do(t, need, testenv.Units[1], domain.Claim{Assignee: testenv.Units[1].ID})
+	env.Do(t, need, coretest.Units[1], domain.Claim{Assignee: coretest.Units[1].ID})
 
 	msgs := dispatchedAll(t, env, issue, need)
 	noDuplicates(t, msgs)
@@ -185,13 +185,13 @@ func TestDispatchesEveryChangeToItsAssignee(t *testing.T) {
 // messages (publishes lost in the crash), and waits past the duplicate
 // window: the restarted dispatcher must publish exactly the missing ones.
 func TestRestartRepeatsNothingAndLosesNothing(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	cfg := Config{Stream: StreamOptions{DuplicateWindow: 100 * time.Millisecond}, CheckpointEvery: 10 * time.Millisecond}
 	d, stop := startDispatcher(t, env, cfg)
 	var cases []string
 	for i := 0; i < 10; i++ {
 		c := env.Raise(t, "river-pollution", "routine")
-		env.Do(t, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+		env.Do(t, c.ID, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"})
 		cases = append(cases, c.ID)
 	}
 	before := dispatchedAll(t, env, cases...)
@@ -238,13 +238,13 @@ func TestRestartRepeatsNothingAndLosesNothing(t *testing.T) {
 }
 
 func TestOneDispatcherLeadsAtATime(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	cfg := Config{LeaseTTL: 2 * time.Second}
 	cfg.Instance = "first"
 	d1, stop1 := startDispatcher(t, env, cfg)
-	testenv.Eventually(t, 5*time.Second, "first leads", func() error {
+	coretest.Eventually(t, 5*time.Second, "first leads", func() error {
 		if !d1.Leading() {
-			return testenv.ErrNotYet
+			return coretest.ErrNotYet
 		}
 		return nil
 	})
@@ -270,10 +270,10 @@ func TestOneDispatcherLeadsAtATime(t *testing.T) {
 }
 
 func TestMessagesCarryNoFreeText(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	startDispatcher(t, env, Config{})
 	c := env.Raise(t, "river-pollution", "routine")
-	env.Do(t, c.ID, testenv.Ecology, domain.Decline{Assignee: "ecology-bureau", Reason: "私人住址 not ours"})
+	env.Do(t, c.ID, coretest.Ecology, domain.Decline{Assignee: "ecology-bureau", Reason: "私人住址 not ours"})
 	for _, m := range dispatchedAll(t, env, c.ID) {
 		raw, _ := json.Marshal(m.body)
 		if strings.Contains(string(raw), "私人住址") {
@@ -286,11 +286,11 @@ func TestMessagesCarryNoFreeText(t *testing.T) {
 // atomic batches (one fsync each with fsync always), in log order, each
 // message once.
 func TestBacklogGoesOutInAtomicBatches(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	var cases []string
 	for i := 0; i < 12; i++ {
 		c := env.Raise(t, "river-pollution", "routine")
-		env.Do(t, c.ID, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+		env.Do(t, c.ID, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"})
 		cases = append(cases, c.ID)
 	}
 	startDispatcher(t, env, Config{AtomicBatches: true})

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/whistle-gov/whistle/adapters/casestate"
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/follow"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 )
 
 // recorder is a follower that keeps the positions it was handed and its
@@ -47,7 +47,7 @@ func (r *recorder) position() eventstore.Position {
 
 // want checks that r was handed every commit of the log after from, once
 // each, in order.
-func (r *recorder) want(t *testing.T, env *testenv.Env, from eventstore.Position) {
+func (r *recorder) want(t *testing.T, env *coretest.Env, from eventstore.Position) {
 	t.Helper()
 	all, err := env.Store.ReadAll(t.Context(), from, 10000)
 	if err != nil {
@@ -97,7 +97,7 @@ func catchUp(t *testing.T, l *follow.Log) {
 // commits kept for the head, then take the commits that arrive; each is
 // handed every commit after its checkpoint once, in order.
 func TestFollowersFromTheirCheckpoints(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	for range 12 {
 		env.Raise(t, "river-pollution", "routine")
 	}
@@ -128,7 +128,7 @@ func TestFollowersFromTheirCheckpoints(t *testing.T) {
 // A follower that panics is resumed from its checkpoint and misses
 // nothing; the others go on meanwhile.
 func TestPanicInAFollowerIsRecovered(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	l, ctx := start(t, env.Store)
 	calm, shaky := &recorder{}, &recorder{}
 	var panics atomic.Int32
@@ -178,7 +178,7 @@ func (s *dropping) Subscribe(ctx context.Context, after eventstore.Position, han
 // A subscription that drops is resumed where it stood: nothing is missed
 // or handed twice.
 func TestDroppedSubscriptionIsResumed(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	store := &dropping{Store: env.Store}
 	l, ctx := start(t, store)
 	r := &recorder{}
@@ -196,7 +196,7 @@ func TestDroppedSubscriptionIsResumed(t *testing.T) {
 // A batch refused with casestate.ErrBehind (a case stream that lags the
 // log) is handed again a little later, and the follower goes on.
 func TestBehindIsHandedAgain(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	env.Raise(t, "river-pollution", "routine")
 	l, ctx := start(t, env.Store)
 	r := &recorder{}
@@ -224,7 +224,7 @@ func TestBehindIsHandedAgain(t *testing.T) {
 
 // Another error stops Follow with it; WaitFor then waits for nobody.
 func TestFollowStopsOnAnError(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	env.Raise(t, "river-pollution", "routine")
 	l, ctx := start(t, env.Store)
 	boom := errors.New("boom")

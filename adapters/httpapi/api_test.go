@@ -13,18 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
 
 // commandAPI serves the command and case routes over env; logs records
 // what the API logged.
-func commandAPI(t *testing.T, env *testenv.Env) (srv *httptest.Server, logs *observer.ObservedLogs) {
+func commandAPI(t *testing.T, env *coretest.Env) (srv *httptest.Server, logs *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
-	api := httpapi.New(httpapi.Config{Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: testenv.Tokens{}, Log: zap.New(core)})
+	api := httpapi.New(httpapi.Config{Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: coretest.Tokens{}, Log: zap.New(core)})
 	srv = httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return srv, logs
@@ -64,7 +64,7 @@ func call(t *testing.T, srv *httptest.Server, method, path, body string, headers
 }
 
 func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	srv, _ := commandAPI(t, env)
 	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
 		if st, _, e := call(t, srv, "GET", "/v1/directory", "", "Authorization", scheme+" street:longqiao"); st != 200 {
@@ -77,7 +77,7 @@ func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
 }
 
 func TestWrongMethodIs405UnknownPathIs404(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	srv, _ := commandAPI(t, env)
 	id := env.Raise(t, "river-pollution", "routine").ID
 	for _, tc := range []struct {
@@ -103,7 +103,7 @@ func TestWrongMethodIs405UnknownPathIs404(t *testing.T) {
 }
 
 func TestUnknownQueryParameterOnACase(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	srv, _ := commandAPI(t, env)
 	id := env.Raise(t, "river-pollution", "routine").ID
 	for _, path := range []string{"/v1/cases/" + id + "?asof=2026-01-01T00:00:00Z", "/v1/cases/" + id + "/history?reveal=requester"} {
@@ -121,7 +121,7 @@ func TestUnknownQueryParameterOnACase(t *testing.T) {
 // before reading the answer, as Python's urllib does, reads the 413 rather
 // than a reset connection.
 func TestOversizedBodyGets413WithoutExpect(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	srv, _ := commandAPI(t, env)
 	for _, size := range []int{2 << 20, 8 << 20, 32 << 20} {
 		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -146,7 +146,7 @@ func TestOversizedBodyGets413WithoutExpect(t *testing.T) {
 }
 
 func TestStrictJSONBodies(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	srv, _ := commandAPI(t, env)
 	raise := `{"street":"longqiao","community":"wanhui","category":"river-pollution","urgency":"routine","title":%s}`
 	for _, tc := range []struct {
@@ -173,7 +173,7 @@ func TestStrictJSONBodies(t *testing.T) {
 // TestRefusedValueIsNotLogged: what a caller typed into an id field (a
 // phone number as a category) is answered, but not written to the log.
 func TestRefusedValueIsNotLogged(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	srv, logs := commandAPI(t, env)
 	const phone = "13800138000"
 	body := `{"street":"longqiao","community":"wanhui","category":"` + phone + `","urgency":"routine","title":"t"}`

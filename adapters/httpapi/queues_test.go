@@ -10,18 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/dispatch"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
 	"github.com/whistle-gov/whistle/adapters/sse"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
 	"github.com/whistle-gov/whistle/projections"
 )
 
 // runQueues follows env's log with read models (in a fresh folder) until
 // the test ends, and returns their queue view.
-func runQueues(t *testing.T, env *testenv.Env) *readmodel.Queues {
+func runQueues(t *testing.T, env *coretest.Env) *readmodel.Queues {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r, err := readmodel.Open(ctx, readmodel.Config{Store: env.Store, Directory: env.Dir, Dir: t.TempDir(), Log: env.Log})
@@ -40,7 +40,7 @@ func runQueues(t *testing.T, env *testenv.Env) *readmodel.Queues {
 
 // serve runs the API with the queue routes over env, with a dispatcher and a
 // queue view.
-func serve(t *testing.T, env *testenv.Env, heartbeat time.Duration) string {
+func serve(t *testing.T, env *coretest.Env, heartbeat time.Duration) string {
 	t.Helper()
 	disp, err := dispatch.New(context.Background(), dispatch.Config{Store: env.Store, Conn: env.Conn, Instance: "test-" + t.Name()})
 	if err != nil {
@@ -59,7 +59,7 @@ func serve(t *testing.T, env *testenv.Env, heartbeat time.Duration) string {
 		_ = disp.Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	api := httpapi.New(httpapi.Config{Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: testenv.Tokens{}, Log: env.Log,
+	api := httpapi.New(httpapi.Config{Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: coretest.Tokens{}, Log: env.Log,
 		Queues: queues, Feed: feed, Heartbeat: heartbeat})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
@@ -113,7 +113,7 @@ func next(t *testing.T, ch <-chan sse.Event) sse.Event {
 }
 
 func TestQueueStreamsSnapshotThenChangesAndResumes(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	url := serve(t, env, time.Hour)
 	first := env.Raise(t, "river-pollution", "routine").ID
 
@@ -144,7 +144,7 @@ func TestQueueStreamsSnapshotThenChangesAndResumes(t *testing.T) {
 
 	// The client goes; a case changes; it comes back with Last-Event-ID and
 	// gets exactly what it missed, without a snapshot.
-	env.Do(t, first, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+	env.Do(t, first, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"})
 	resumed := openStream(t, url+"/v1/queues/ecology-bureau", "department:ecology-bureau", lastID)
 	ev = next(t, resumed)
 	if ev.Name != "change" || json.Unmarshal([]byte(ev.Data), &m) != nil || m.CaseID != first || m.Change != dispatch.ChangeReported {
@@ -153,7 +153,7 @@ func TestQueueStreamsSnapshotThenChangesAndResumes(t *testing.T) {
 }
 
 func TestQueueAccess(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	url := serve(t, env, time.Hour)
 	c := env.Raise(t, "river-pollution", "routine").ID
 	get := func(token, assignee string) (int, httpapi.QueueAnswer) {
@@ -191,7 +191,7 @@ func TestQueueAccess(t *testing.T) {
 }
 
 func TestStreamsSendHeartbeats(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	url := serve(t, env, 50*time.Millisecond)
 	ch := openStream(t, url+"/v1/queues/water-bureau", "department:water-bureau", "")
 	beats := 0
@@ -209,7 +209,7 @@ func TestStreamsSendHeartbeats(t *testing.T) {
 }
 
 func TestStreetNotifications(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	url := serve(t, env, time.Hour)
 	ch := openStream(t, url+"/v1/notifications", "street:longqiao", "")
 	if ev := next(t, ch); ev.Name != "synced" {

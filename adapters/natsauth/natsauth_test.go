@@ -12,16 +12,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/whistle-gov/whistle/adapters/config"
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/dispatch"
 	"github.com/whistle-gov/whistle/adapters/natsauth"
 	"github.com/whistle-gov/whistle/adapters/natsbus"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 )
 
 // fixture is an embedded server that listens, with whistle's principals
 // installed, a message in the dispatch stream for two departments.
 type fixture struct {
-	env    *testenv.Env
+	env    *coretest.Env
 	url    string
 	tokens map[string]string // "role:id" → token
 	js     jetstream.JetStream
@@ -29,7 +29,7 @@ type fixture struct {
 
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	env := testenv.Start(t, testenv.Options{ListenAddr: "127.0.0.1:0"})
+	env := coretest.Start(t, coretest.Options{ListenAddr: "127.0.0.1:0"})
 	principals, issued, err := config.EnsurePrincipals(filepath.Join(t.TempDir(), "principals.json"), env.Dir, rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -11,15 +11,15 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
 	"github.com/whistle-gov/whistle/projections"
 )
 
 // statsAPI serves the read models' routes over env, caught up with its log.
-func statsAPI(t *testing.T, env *testenv.Env) *httpapi.API {
+func statsAPI(t *testing.T, env *coretest.Env) *httpapi.API {
 	t.Helper()
 	r := start(t, open(t, env, t.TempDir(), env.Dir))
 	catchUp(t, env, r.Runner)
@@ -28,7 +28,7 @@ func statsAPI(t *testing.T, env *testenv.Env) *httpapi.API {
 		t.Fatal(err)
 	}
 	return httpapi.New(httpapi.Config{
-		Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: testenv.Tokens{}, Log: env.Log,
+		Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: coretest.Tokens{}, Log: env.Log,
 		ReadModels: reads,
 	})
 }
@@ -47,7 +47,7 @@ func get(t *testing.T, api *httpapi.API, path, principal string, out any) int {
 }
 
 // raiseIn raises a whistle as street in one of its communities.
-func raiseIn(t *testing.T, env *testenv.Env, street, community, category, urgency string) string {
+func raiseIn(t *testing.T, env *coretest.Env, street, community, category, urgency string) string {
 	t.Helper()
 	id := uuid.Must(uuid.NewV7()).String()
 	_, err := env.Handler.Execute(context.Background(), casehandler.Request{
@@ -88,14 +88,14 @@ func sameGroups(got, want map[string]counted) bool {
 // any street's with street=; every other reading keeps its rules, and each
 // refusal names the parameter and why.
 func TestStreetFiguresByCategoryAndUrgency(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	// longqiao: two river pollutions (one closed), a dispute; zhenhai: one
 	// river pollution, an emergency.
 	closed := env.Raise(t, "river-pollution", "urgent").ID
-	env.Do(t, closed, testenv.Ecology, domain.Report{Assignee: testenv.Ecology.ID})
-	env.Do(t, closed, testenv.Water, domain.Report{Assignee: testenv.Water.ID})
-	env.Do(t, closed, testenv.Ecology, domain.Resolve{Assignee: testenv.Ecology.ID})
-	env.Do(t, closed, testenv.Street, domain.Verify{Accepted: true})
+	env.Do(t, closed, coretest.Ecology, domain.Report{Assignee: coretest.Ecology.ID})
+	env.Do(t, closed, coretest.Water, domain.Report{Assignee: coretest.Water.ID})
+	env.Do(t, closed, coretest.Ecology, domain.Resolve{Assignee: coretest.Ecology.ID})
+	env.Do(t, closed, coretest.Street, domain.Verify{Accepted: true})
 	env.Raise(t, "river-pollution", "routine")
 	env.Raise(t, "neighbour-dispute", "routine")
 	raiseIn(t, env, "zhenhai", "wenxian", "river-pollution", "emergency")
@@ -181,7 +181,7 @@ func TestStreetFiguresByCategoryAndUrgency(t *testing.T) {
 // on the 2nd.
 func TestStatsDaysAreTheCalendarsDays(t *testing.T) {
 	raisedAt := time.Date(2026, 12, 1, 17, 0, 0, 0, time.UTC)
-	env := testenv.Start(t, testenv.Options{Now: func() time.Time { return raisedAt }})
+	env := coretest.Start(t, coretest.Options{Now: func() time.Time { return raisedAt }})
 	env.Raise(t, "river-pollution", "routine")
 	api := statsAPI(t, env)
 

@@ -9,13 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 )
 
 // rawLog is the whole stored log of env, undecoded.
-func rawLog(t *testing.T, env *testenv.Env) []eventstore.Commit {
+func rawLog(t *testing.T, env *coretest.Env) []eventstore.Commit {
 	t.Helper()
 	raw, err := env.Store.ReadAll(context.Background(), 0, 1_000_000)
 	if err != nil {
@@ -42,7 +42,7 @@ func sliceReader(log []eventstore.Commit) readmodel.RawReadFunc {
 
 // sequentialFold is the fold without a pipeline: read, decode and apply one
 // commit after another, up to upTo (0: all).
-func sequentialFold(t *testing.T, env *testenv.Env, log []eventstore.Commit, upTo uint64) *readmodel.Models {
+func sequentialFold(t *testing.T, env *coretest.Env, log []eventstore.Commit, upTo uint64) *readmodel.Models {
 	t.Helper()
 	m, err := readmodel.NewModels(env.Dir)
 	if err != nil {
@@ -65,10 +65,10 @@ func sequentialFold(t *testing.T, env *testenv.Env, log []eventstore.Commit, upT
 
 // pipelineLog is a log of several case lives, with small decoding jobs so
 // that a page spans several workers.
-func pipelineLog(t *testing.T) (*testenv.Env, []eventstore.Commit) {
+func pipelineLog(t *testing.T) (*coretest.Env, []eventstore.Commit) {
 	t.Helper()
 	t.Cleanup(readmodel.SetChunkSize(3))
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	for range 4 {
 		walk(t, env)
 	}

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
 	"github.com/whistle-gov/whistle/projections"
 )
@@ -24,7 +24,7 @@ type running struct {
 	done   chan struct{}
 }
 
-func open(t *testing.T, env *testenv.Env, dir string, d *domain.Directory) *readmodel.Runner {
+func open(t *testing.T, env *coretest.Env, dir string, d *domain.Directory) *readmodel.Runner {
 	t.Helper()
 	r, err := readmodel.Open(context.Background(), readmodel.Config{
 		Store: env.Store, Directory: d, Dir: dir, SnapshotEvery: time.Hour, // saves only when the test says
@@ -55,7 +55,7 @@ func (r *running) stop() {
 	<-r.done
 }
 
-func catchUp(t *testing.T, env *testenv.Env, r *readmodel.Runner) uint64 {
+func catchUp(t *testing.T, env *coretest.Env, r *readmodel.Runner) uint64 {
 	t.Helper()
 	head, err := env.Store.Head(context.Background())
 	if err != nil {
@@ -72,26 +72,26 @@ func catchUp(t *testing.T, env *testenv.Env, r *readmodel.Runner) uint64 {
 // walk gives a case of each kind some history: an issue reported, resolved,
 // rejected, resolved again, verified and rated; a dispute mediated; a need
 // claimed.
-func walk(t *testing.T, env *testenv.Env) {
+func walk(t *testing.T, env *coretest.Env) {
 	t.Helper()
 	issue := env.Raise(t, "river-pollution", "urgent").ID
-	env.Do(t, issue, testenv.Ecology, domain.Report{Assignee: testenv.Ecology.ID})
-	env.Do(t, issue, testenv.Water, domain.Report{Assignee: testenv.Water.ID})
-	env.Do(t, issue, testenv.Ecology, domain.Resolve{Assignee: testenv.Ecology.ID})
-	env.Do(t, issue, testenv.Street, domain.Verify{Accepted: false, Note: "still smells"})
-	env.Do(t, issue, testenv.Ecology, domain.Resolve{Assignee: testenv.Ecology.ID})
-	env.Do(t, issue, testenv.Street, domain.Verify{Accepted: true})
-	env.Do(t, issue, testenv.Street, domain.Rate{Rating: "basically_satisfied"})
+	env.Do(t, issue, coretest.Ecology, domain.Report{Assignee: coretest.Ecology.ID})
+	env.Do(t, issue, coretest.Water, domain.Report{Assignee: coretest.Water.ID})
+	env.Do(t, issue, coretest.Ecology, domain.Resolve{Assignee: coretest.Ecology.ID})
+	env.Do(t, issue, coretest.Street, domain.Verify{Accepted: false, Note: "still smells"})
+	env.Do(t, issue, coretest.Ecology, domain.Resolve{Assignee: coretest.Ecology.ID})
+	env.Do(t, issue, coretest.Street, domain.Verify{Accepted: true})
+	env.Do(t, issue, coretest.Street, domain.Rate{Rating: "basically_satisfied"})
 	judicial := domain.Actor{Role: domain.ActorDepartment, ID: "judicial-office"}
 	dispute := env.Raise(t, "neighbour-dispute", "routine").ID
 	env.Do(t, dispute, judicial, domain.Report{Assignee: judicial.ID})
 	env.Do(t, dispute, judicial, domain.Resolve{Assignee: judicial.ID, Mediation: "success"})
 	need := env.Raise(t, "after-school-care", "routine").ID
-	env.Do(t, need, testenv.Units[1], domain.Claim{Assignee: testenv.Units[1].ID})
+	env.Do(t, need, coretest.Units[1], domain.Claim{Assignee: coretest.Units[1].ID})
 }
 
 // rebuilt folds the whole log from zero.
-func rebuilt(t *testing.T, env *testenv.Env) *readmodel.Models {
+func rebuilt(t *testing.T, env *coretest.Env) *readmodel.Models {
 	t.Helper()
 	read := func(ctx context.Context, after uint64, limit int) ([]readmodel.Commit, error) {
 		return readmodel.ReadLog(ctx, env.Store, after, limit)
@@ -104,7 +104,7 @@ func rebuilt(t *testing.T, env *testenv.Env) *readmodel.Models {
 }
 
 // live reads a runner's models back through its snapshot encoding.
-func live(t *testing.T, env *testenv.Env, r *readmodel.Runner) *readmodel.Models {
+func live(t *testing.T, env *coretest.Env, r *readmodel.Runner) *readmodel.Models {
 	t.Helper()
 	data, _, err := r.Snapshot()
 	if err != nil {
@@ -134,7 +134,7 @@ func totalRaised(t *testing.T, r *readmodel.Runner) int64 {
 	return n
 }
 
-func assertEqualsReplay(t *testing.T, env *testenv.Env, r *readmodel.Runner) {
+func assertEqualsReplay(t *testing.T, env *coretest.Env, r *readmodel.Runner) {
 	t.Helper()
 	if diffs := live(t, env, r).Diff(rebuilt(t, env)); len(diffs) > 0 {
 		t.Fatalf("live models differ from a replay of the log:\n%s", strings.Join(diffs, "\n"))
@@ -142,7 +142,7 @@ func assertEqualsReplay(t *testing.T, env *testenv.Env, r *readmodel.Runner) {
 }
 
 func TestRestartResumesFromTheSnapshot(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	dir := t.TempDir()
 	walk(t, env)
 	r1 := start(t, open(t, env, dir, env.Dir))
@@ -166,7 +166,7 @@ func TestRestartResumesFromTheSnapshot(t *testing.T) {
 }
 
 func TestCrashAfterApplyBeforeSnapshotCountsNothingTwice(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	dir := t.TempDir()
 	walk(t, env)
 	r1 := start(t, open(t, env, dir, env.Dir))
@@ -227,7 +227,7 @@ func TestCrashAfterApplyBeforeSnapshotCountsNothingTwice(t *testing.T) {
 }
 
 func TestUnusableSnapshotRebuildsFromZero(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	walk(t, env)
 	dir := t.TempDir()
 	r := start(t, open(t, env, dir, env.Dir))
@@ -282,7 +282,7 @@ func TestUnusableSnapshotRebuildsFromZero(t *testing.T) {
 	}
 
 	t.Run("ahead of the log", func(t *testing.T) {
-		other := testenv.Start(t, testenv.Options{}) // an empty log
+		other := coretest.Start(t, coretest.Options{}) // an empty log
 		d := t.TempDir()
 		if err := os.WriteFile(filepath.Join(d, readmodel.SnapshotFile), good, 0o600); err != nil {
 			t.Fatal(err)
@@ -393,7 +393,7 @@ func inOrder(t *testing.T, m map[string]json.RawMessage, names ...string) json.R
 }
 
 func TestWaitForSeesTheWrite(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	r := start(t, open(t, env, t.TempDir(), env.Dir))
 	c := env.Raise(t, "river-pollution", "routine")
 	head, err := env.Store.Head(context.Background())
@@ -420,16 +420,16 @@ func TestFoldAsOfCutsEachCaseAtTheMoment(t *testing.T) {
 	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	env := testenv.Start(t, testenv.Options{Now: clock})
+	env := coretest.Start(t, coretest.Options{Now: clock})
 
 	first := env.Raise(t, "river-pollution", "routine").ID
 	advance(time.Minute)
-	env.Do(t, first, testenv.Ecology, domain.Report{Assignee: testenv.Ecology.ID})
-	env.Do(t, first, testenv.Ecology, domain.Resolve{Assignee: testenv.Ecology.ID})
+	env.Do(t, first, coretest.Ecology, domain.Report{Assignee: coretest.Ecology.ID})
+	env.Do(t, first, coretest.Ecology, domain.Resolve{Assignee: coretest.Ecology.ID})
 	asOf := clock()
 	advance(time.Minute)
-	env.Do(t, first, testenv.Street, domain.Verify{Accepted: true}) // after as_of
-	env.Raise(t, "river-pollution", "routine")                      // after as_of
+	env.Do(t, first, coretest.Street, domain.Verify{Accepted: true}) // after as_of
+	env.Raise(t, "river-pollution", "routine")                       // after as_of
 
 	read := func(ctx context.Context, after uint64, limit int) ([]readmodel.Commit, error) {
 		return readmodel.ReadLog(ctx, env.Store, after, limit)

@@ -12,14 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/readmodel"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 )
 
 // savedSnapshot walks some cases, lets a runner catch up and stop (which
 // saves), and returns the snapshot file and the position it was saved at.
-func savedSnapshot(t *testing.T, env *testenv.Env) ([]byte, uint64) {
+func savedSnapshot(t *testing.T, env *coretest.Env) ([]byte, uint64) {
 	t.Helper()
 	for range 3 {
 		walk(t, env)
@@ -41,7 +41,7 @@ func savedSnapshot(t *testing.T, env *testenv.Env) ([]byte, uint64) {
 // it, is moved aside and the log is folded again from the start, to the same
 // models as a replay.
 func TestTornSnapshotFileIsRefusedAndRefolded(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	good, _ := savedSnapshot(t, env)
 	boardAt := bytes.Index(good, []byte(`"board":`))
 	for name, cut := range map[string]int{
@@ -78,7 +78,7 @@ func TestTornSnapshotFileIsRefusedAndRefolded(t *testing.T) {
 // the runner reads: it is moved aside and the log folded again, once; the
 // runner then goes on, and agrees with a replay.
 func TestSnapshotFileOfTheCodeBeforeIsRefolded(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	good, _ := savedSnapshot(t, env)
 	var doc struct {
 		Format    string          `json:"format"`
@@ -124,7 +124,7 @@ func TestSnapshotFileOfTheCodeBeforeIsRefolded(t *testing.T) {
 // the live models at the position of its header, with its length, sent from
 // a temporary file that is gone once answered.
 func TestSnapshotRouteServesTheLiveModels(t *testing.T) {
-	env := testenv.Start(t, testenv.Options{})
+	env := coretest.Start(t, coretest.Options{})
 	walk(t, env)
 	walk(t, env)
 	dir := t.TempDir()
@@ -135,7 +135,7 @@ func TestSnapshotRouteServesTheLiveModels(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := httpapi.New(httpapi.Config{
-		Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: testenv.Tokens{}, Log: env.Log,
+		Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: coretest.Tokens{}, Log: env.Log,
 		ReadModels: reads,
 	})
 	srv := httptest.NewServer(api)

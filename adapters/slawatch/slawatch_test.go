@@ -15,10 +15,10 @@ import (
 
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/casestate"
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
 	"github.com/whistle-gov/whistle/adapters/slawatch"
 	"github.com/whistle-gov/whistle/adapters/slawatch/slawatchtest"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/domain"
 )
 
@@ -26,13 +26,13 @@ var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 
 // watch runs a watcher with its own handler (as another process would
 // have) on the clock, until stop or the end of the test.
-func watch(t *testing.T, env *testenv.Env, clock slawatch.Clock) (w *slawatch.Watcher, stop func()) {
+func watch(t *testing.T, env *coretest.Env, clock slawatch.Clock) (w *slawatch.Watcher, stop func()) {
 	t.Helper()
 	return watchTracking(t, env, clock, 0)
 }
 
 // watchTracking is watch with a bound on the cases the watcher holds.
-func watchTracking(t *testing.T, env *testenv.Env, clock slawatch.Clock, tracked int) (w *slawatch.Watcher, stop func()) {
+func watchTracking(t *testing.T, env *coretest.Env, clock slawatch.Clock, tracked int) (w *slawatch.Watcher, stop func()) {
 	t.Helper()
 	h := casehandler.New(env.Store, env.Dir, clock.Now, env.Log)
 	w = slawatch.New(slawatch.Config{Store: env.Store, Handler: h, Directory: env.Dir, Clock: clock, Retry: 10 * time.Millisecond, Cases: casestate.New(env.Store, tracked)})
@@ -51,7 +51,7 @@ func watchTracking(t *testing.T, env *testenv.Env, clock slawatch.Clock, tracked
 
 // marks counts a case's overdue marks and escalations by
 // "type assignee deadline level".
-func marks(t *testing.T, env *testenv.Env, caseID string) map[string]int {
+func marks(t *testing.T, env *coretest.Env, caseID string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for _, e := range env.History(t, caseID) {
@@ -82,9 +82,9 @@ func show(m map[string]int) string {
 }
 
 // expectMarks waits until the case has exactly want.
-func expectMarks(t *testing.T, env *testenv.Env, caseID string, want map[string]int) {
+func expectMarks(t *testing.T, env *coretest.Env, caseID string, want map[string]int) {
 	t.Helper()
-	testenv.Eventually(t, 5*time.Second, "marks of "+caseID, func() error {
+	coretest.Eventually(t, 5*time.Second, "marks of "+caseID, func() error {
 		if got := marks(t, env, caseID); show(got) != show(want) {
 			return fmt.Errorf("got %s, want %s", show(got), show(want))
 		}
@@ -94,15 +94,15 @@ func expectMarks(t *testing.T, env *testenv.Env, caseID string, want map[string]
 
 // settled waits until the watcher has caught up with the log and nothing is
 // due at the clock's time.
-func settled(t *testing.T, env *testenv.Env, w *slawatch.Watcher, clock slawatch.Clock) {
+func settled(t *testing.T, env *coretest.Env, w *slawatch.Watcher, clock slawatch.Clock) {
 	t.Helper()
-	testenv.Eventually(t, 5*time.Second, "watcher settled", func() error {
+	coretest.Eventually(t, 5*time.Second, "watcher settled", func() error {
 		head, err := env.Store.Head(context.Background())
 		if err != nil {
 			return err
 		}
 		if !w.Ready() || w.Position() < head {
-			return testenv.ErrNotYet
+			return coretest.ErrNotYet
 		}
 		if _, at, ok := w.NextDue(); ok && !at.After(clock.Now()) {
 			return fmt.Errorf("due at %s, now %s", at, clock.Now())
@@ -113,11 +113,11 @@ func settled(t *testing.T, env *testenv.Env, w *slawatch.Watcher, clock slawatch
 
 func TestEscalatesEachAssignmentOncePerLevel(t *testing.T) {
 	clock := slawatchtest.NewFakeClock(t0)
-	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	env := coretest.Start(t, coretest.Options{Now: clock.Now})
 	w, _ := watch(t, env, clock)
 
 	c := env.Raise(t, "river-pollution", "emergency").ID
-	env.Do(t, c, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"}) // the lead is in time
+	env.Do(t, c, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"}) // the lead is in time
 	settled(t, env, w, clock)
 	if id, at, ok := w.NextDue(); !ok || id != c || !at.Equal(t0.Add(time.Second)) {
 		t.Fatalf("next due %s at %s (%v), want %s at %s", id, at, ok, c, t0.Add(time.Second))
@@ -137,7 +137,7 @@ func TestEscalatesEachAssignmentOncePerLevel(t *testing.T) {
 		"escalated water-bureau report city":     1,
 	})
 	// A late report-in is accepted; the resolve deadline still comes, for both.
-	env.Do(t, c, testenv.Water, domain.Report{Assignee: "water-bureau"})
+	env.Do(t, c, coretest.Water, domain.Report{Assignee: "water-bureau"})
 	clock.Advance(time.Hour - 3*time.Second) // resolve_by, an hour after the raise
 	expectMarks(t, env, c, map[string]int{
 		"overdue water-bureau report district":      1,
@@ -172,7 +172,7 @@ func TestEscalatesEachAssignmentOncePerLevel(t *testing.T) {
 // as after a restart.
 func TestTwoWatchersAndARestartRepeatNothing(t *testing.T) {
 	clock := slawatchtest.NewFakeClock(t0)
-	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	env := coretest.Start(t, coretest.Options{Now: clock.Now})
 	var cases []string
 	for i := 0; i < 8; i++ {
 		cases = append(cases, env.Raise(t, "river-pollution", "emergency").ID)
@@ -214,14 +214,14 @@ func TestTwoWatchersAndARestartRepeatNothing(t *testing.T) {
 
 func TestClaimedNeedGetsAResolveDeadline(t *testing.T) {
 	clock := slawatchtest.NewFakeClock(t0)
-	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	env := coretest.Start(t, coretest.Options{Now: clock.Now})
 	w, _ := watch(t, env, clock)
 	c := env.Raise(t, "after-school-care", "routine").ID
 	settled(t, env, w, clock)
 	if n := w.Pending(); n != 0 {
 		t.Fatalf("%d cases scheduled for a need only offered", n)
 	}
-	env.Do(t, c, testenv.Units[2], domain.Claim{Assignee: testenv.Units[2].ID})
+	env.Do(t, c, coretest.Units[2], domain.Claim{Assignee: coretest.Units[2].ID})
 	settled(t, env, w, clock)
 	if _, at, ok := w.NextDue(); !ok || !at.Equal(t0.Add(72*time.Hour)) {
 		t.Fatalf("next due %s (%v), want resolve_by %s", at, ok, t0.Add(72*time.Hour))
@@ -255,7 +255,7 @@ func (s *staleExecutor) Execute(context.Context, casehandler.Request) (casehandl
 
 func TestWatcherDoesNotSpinOnACheckAlreadyMade(t *testing.T) {
 	clock := slawatchtest.NewFakeClock(t0)
-	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	env := coretest.Start(t, coretest.Options{Now: clock.Now})
 	c := env.Raise(t, "river-pollution", "emergency")
 	exec := &staleExecutor{state: c}
 	w := slawatch.New(slawatch.Config{Store: env.Store, Handler: exec, Directory: env.Dir, Clock: clock, Retry: time.Millisecond})
@@ -265,9 +265,9 @@ func TestWatcherDoesNotSpinOnACheckAlreadyMade(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	settled(t, env, w, clock)
 	clock.Advance(time.Second)
-	testenv.Eventually(t, 5*time.Second, "first check", func() error {
+	coretest.Eventually(t, 5*time.Second, "first check", func() error {
 		if exec.calls.Load() == 0 {
-			return testenv.ErrNotYet
+			return coretest.ErrNotYet
 		}
 		return nil
 	})
@@ -276,9 +276,9 @@ func TestWatcherDoesNotSpinOnACheckAlreadyMade(t *testing.T) {
 		t.Fatalf("%d checks of one deadline in 300ms", n)
 	}
 	clock.Advance(time.Minute) // the back-off ends: one more look
-	testenv.Eventually(t, 5*time.Second, "second look", func() error {
+	coretest.Eventually(t, 5*time.Second, "second look", func() error {
 		if exec.calls.Load() < 2 {
-			return testenv.ErrNotYet
+			return coretest.ErrNotYet
 		}
 		return nil
 	})
@@ -291,7 +291,7 @@ func TestWatcherDoesNotSpinOnACheckAlreadyMade(t *testing.T) {
 // a second bounded watcher running.
 func TestBoundedWatchersKeepEverySchedule(t *testing.T) {
 	clock := slawatchtest.NewFakeClock(t0)
-	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	env := coretest.Start(t, coretest.Options{Now: clock.Now})
 	w1, _ := watchTracking(t, env, clock, 1)
 	w2, _ := watchTracking(t, env, clock, 1)
 	var cases []string
@@ -300,7 +300,7 @@ func TestBoundedWatchersKeepEverySchedule(t *testing.T) {
 	}
 	// Both leads of the first half report in after their cases were forgotten.
 	for _, c := range cases[:3] {
-		env.Do(t, c, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+		env.Do(t, c, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"})
 	}
 	settled(t, env, w1, clock)
 	settled(t, env, w2, clock)
@@ -343,7 +343,7 @@ func TestBoundedWatchersKeepEverySchedule(t *testing.T) {
 // A report-in of a case the watcher forgot moves its schedule on.
 func TestBoundedWatcherFollowsForgottenCases(t *testing.T) {
 	clock := slawatchtest.NewFakeClock(t0)
-	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	env := coretest.Start(t, coretest.Options{Now: clock.Now})
 	w, _ := watchTracking(t, env, clock, 1)
 	var cases []string
 	for i := 0; i < 4; i++ {
@@ -351,8 +351,8 @@ func TestBoundedWatcherFollowsForgottenCases(t *testing.T) {
 	}
 	settled(t, env, w, clock)
 	for _, c := range cases {
-		env.Do(t, c, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
-		env.Do(t, c, testenv.Water, domain.Report{Assignee: "water-bureau"})
+		env.Do(t, c, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"})
+		env.Do(t, c, coretest.Water, domain.Report{Assignee: "water-bureau"})
 	}
 	settled(t, env, w, clock)
 	if n := w.Pending(); n != len(cases) {
@@ -394,7 +394,7 @@ func (s *readsFrom) ReadAll(ctx context.Context, after eventstore.Position, limi
 // a deadline that passed meanwhile is enforced at once, once.
 func TestRestartFollowsFromTheCheckpoint(t *testing.T) {
 	clock := slawatchtest.NewFakeClock(t0)
-	env := testenv.Start(t, testenv.Options{Now: clock.Now})
+	env := coretest.Start(t, coretest.Options{Now: clock.Now})
 	dir := t.TempDir()
 	run := func(store eventstore.Store) (*slawatch.Watcher, func()) {
 		h := casehandler.New(env.Store, env.Dir, clock.Now, env.Log)
@@ -409,7 +409,7 @@ func TestRestartFollowsFromTheCheckpoint(t *testing.T) {
 	}
 	w1, stop1 := run(env.Store)
 	c := env.Raise(t, "river-pollution", "emergency").ID
-	env.Do(t, c, testenv.Ecology, domain.Report{Assignee: "ecology-bureau"})
+	env.Do(t, c, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"})
 	settled(t, env, w1, clock)
 	saved := w1.Position()
 	stop1()

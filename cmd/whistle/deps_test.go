@@ -12,7 +12,7 @@ const module = "github.com/whistle-gov/whistle/"
 // adapters/httpclient, and imports none of them.
 var serverPackages = []string{"adapters/httpapi", "adapters/casehandler", "adapters/dispatch", "adapters/eventstore",
 	"adapters/slawatch", "adapters/dashboard", "adapters/natsbus", "adapters/natsauth", "adapters/logfold",
-	"adapters/metrics", "adapters/testenv", "cmd/whistled"}
+	"adapters/metrics", "adapters/coretest", "cmd/whistled"}
 
 func goList(t *testing.T, args ...string) []string {
 	t.Helper()

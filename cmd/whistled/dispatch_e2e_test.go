@@ -20,10 +20,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/dispatch"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
 	"github.com/whistle-gov/whistle/adapters/sse"
-	"github.com/whistle-gov/whistle/adapters/testenv"
 	"github.com/whistle-gov/whistle/cmd/whistled/whistledtest"
 	"github.com/whistle-gov/whistle/domain"
 )
@@ -194,7 +194,7 @@ func showMarks(m map[string]int) string {
 	return strings.Join(keys, "; ")
 }
 
-// reportInMissed is what an emergency of testenv.Directory gets when neither
+// reportInMissed is what an emergency of coretest.Directory gets when neither
 // the lead nor the assist reports in: one mark and one escalation per rung,
 // per assignment.
 var reportInMissed = map[string]int{
@@ -240,7 +240,7 @@ func awaitMarks(t *testing.T, servers []*whistledtest.Server, caseIDs []string, 
 func writeTestDirectory(t *testing.T) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "directory.json")
-	writeFile(t, path, testenv.Directory)
+	writeFile(t, path, coretest.Directory)
 	return path
 }
 

@@ -18,7 +18,7 @@ import (
 )
 
 // The read models end to end: a scripted day of whistles driven over HTTP on
-// testenv.Directory's two streets; the figures whistled answers must equal a
+// coretest.Directory's two streets; the figures whistled answers must equal a
 // tally the script keeps of what it did, before and after a SIGTERM and a
 // SIGKILL restart; a client sees its own write; streets see only their own;
 // whistle replay finds no difference.
@@ -237,7 +237,7 @@ func (d *rmDay) do(what, path, principal string, body any, want int) rmAnswer {
 	return a
 }
 
-// routing of testenv.Directory, as the script knows it.
+// routing of coretest.Directory, as the script knows it.
 var rmRouting = map[string]struct {
 	kind         string
 	lead, assist string
@@ -421,7 +421,7 @@ func (d *rmDay) script(n int, withEmergencies bool) {
 	d.t.Helper()
 	var emergencies []string
 	if withEmergencies {
-		// Raised first: testenv.Directory wants an emergency reported within
+		// Raised first: coretest.Directory wants an emergency reported within
 		// 1 s; these are not, and the SLA watcher marks them while the rest
 		// of the day goes on.
 		for range 2 {

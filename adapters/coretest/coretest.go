@@ -1,8 +1,8 @@
-// Package testenv gives the tests of the log's subscribers (dispatch, the SLA
+// Package coretest gives the tests of the log's subscribers (dispatch, the SLA
 // watcher, NATS authentication) a real service core in a temporary folder:
 // an embedded NATS server with JetStream, the JetStream event store, a
 // directory and the command handler.
-package testenv
+package coretest
 
 import (
 	"context"
