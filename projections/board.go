@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"github.com/whistle-gov/whistle/domain/view"
 	"slices"
 	"strings"
 	"sync"
@@ -61,57 +62,14 @@ type Board struct {
 // setting, so that a replay anywhere drops exactly what the live board did.
 const ClosedRetention = 30 * 24 * time.Hour
 
-// CaseSummary is one case as the list shows it: the case shape of DESIGN.md
-// without mediation and rating. Position is the log position of the
-// commit of the case's latest event.
-type CaseSummary struct {
-	CaseID      string              `json:"case_id"`
-	Street      string              `json:"street"`
-	Community   string              `json:"community"`
-	Category    string              `json:"category"`
-	Kind        domain.Kind         `json:"kind"`
-	Urgency     domain.Urgency      `json:"urgency"`
-	Title       string              `json:"title"`
-	Status      domain.Status       `json:"status"`
-	RaisedAt    time.Time           `json:"raised_at"`
-	ClosedAt    *time.Time          `json:"closed_at"`
-	Assignments []AssignmentSummary `json:"assignments"`
-	Version     uint64              `json:"version"`
-	Position    uint64              `json:"position,omitempty"`
-}
+// CaseSummary is one case as the list shows it (the shape is the client's
+// too: domain/view).
+type CaseSummary = view.CaseSummary
 
 // AssignmentSummary is one assignment as the list shows it.
-type AssignmentSummary struct {
-	Assignee  string                  `json:"assignee"`
-	Role      domain.Role             `json:"role"`
-	Status    domain.AssignmentStatus `json:"status"`
-	ReportBy  *time.Time              `json:"report_by"`
-	ResolveBy *time.Time              `json:"resolve_by"`
-	Overdue   bool                    `json:"overdue"`
-}
+type AssignmentSummary = view.Assignment
 
-// Overdue tells whether any assignment of the case is overdue.
-func (c *CaseSummary) Overdue() bool {
-	for i := range c.Assignments {
-		if c.Assignments[i].Overdue {
-			return true
-		}
-	}
-	return false
-}
-
-// Involves tells whether assignee holds or held any part in the case,
-// offers included.
-func (c *CaseSummary) Involves(assignee string) bool {
-	for i := range c.Assignments {
-		if c.Assignments[i].Assignee == assignee {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *CaseSummary) clone() CaseSummary {
+func cloneSummary(c *CaseSummary) CaseSummary {
 	out := *c
 	out.Assignments = slices.Clone(c.Assignments)
 	return out
@@ -196,7 +154,7 @@ func (b *Board) Get(caseID string) (CaseSummary, bool) {
 	if ent == nil {
 		return CaseSummary{}, false
 	}
-	return ent.sum.clone(), true
+	return cloneSummary(&ent.sum), true
 }
 
 // apply returns the entry the event changed, nil for a redelivery.
@@ -421,7 +379,7 @@ func (b *Board) List(q ListQuery) (cases []CaseSummary, next string, err error) 
 			last := &cases[len(cases)-1]
 			return cases, encodeCursor(orderKey{last.RaisedAt.UnixNano(), last.CaseID}), nil
 		}
-		cases = append(cases, s.clone())
+		cases = append(cases, cloneSummary(s))
 	}
 	return cases, "", nil
 }

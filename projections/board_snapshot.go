@@ -343,7 +343,7 @@ func (b *Board) snapshot() *boardSnap {
 		snap.Day = dayKey(b.day)
 	}
 	for _, ent := range b.order {
-		cs := boardCaseSnap{CaseSummary: ent.sum.clone()}
+		cs := boardCaseSnap{CaseSummary: cloneSummary(&ent.sum)}
 		if ent.c != nil {
 			cs.Open = openCaseSnapOf(ent.c)
 		}

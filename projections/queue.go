@@ -2,6 +2,7 @@ package projections
 
 import (
 	"cmp"
+	"github.com/whistle-gov/whistle/domain/view"
 	"slices"
 	"time"
 
@@ -10,27 +11,7 @@ import (
 
 // QueueItem is an open assignment (assigned or reported, or an offer not
 // yet claimed) as its assignee's queue shows it: GET /v1/queues/{assignee}.
-type QueueItem struct {
-	CaseID     string                  `json:"case_id"`
-	Assignee   string                  `json:"assignee"`
-	Role       domain.Role             `json:"role"`
-	Status     domain.AssignmentStatus `json:"status"`
-	ReportBy   *time.Time              `json:"report_by"`
-	ResolveBy  *time.Time              `json:"resolve_by"`
-	ReportedAt *time.Time              `json:"reported_at"`
-	Overdue    bool                    `json:"overdue"`
-	Street     string                  `json:"street"`
-	Community  string                  `json:"community"`
-	Category   string                  `json:"category"`
-	Kind       domain.Kind             `json:"kind"`
-	Urgency    domain.Urgency          `json:"urgency"`
-	Title      string                  `json:"title,omitempty"`
-	CaseStatus domain.Status           `json:"case_status"`
-	// Version is the version of the case's last event the item reflects
-	// (as in envelopes and in the dispatch messages): a client merging live
-	// changes into a snapshot keeps, per case, what has the higher version.
-	Version uint64 `json:"version"`
-}
+type QueueItem = view.QueueItem
 
 // index puts the case's open work in its assignees' queues and takes the
 // rest out. Lock held.

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"fmt"
+	"github.com/whistle-gov/whistle/domain/view"
 	"math"
 	"slices"
 	"strings"
@@ -625,42 +626,12 @@ func (s *Stats) applyClosed(env domain.Envelope, e domain.Event, cc closedCase) 
 	return nil
 }
 
-// Result is the answer to a stats query, in the JSON shape of DESIGN.md.
-// From and To are the window actually counted: whole days of the figures'
-// time zone, written in it; null when unbounded.
-type Result struct {
-	GroupBy string     `json:"group_by"`
-	From    *time.Time `json:"from"`
-	To      *time.Time `json:"to"`
-	Groups  []Group    `json:"groups"`
-}
+// Result is the answer to a stats query, in the JSON shape of DESIGN.md
+// (domain/view.Stats).
+type Result = view.Stats
 
-// Group is the figures of one key. Rates are fractions from 0 to 1 and
-// durations are seconds (within 2%, to the millisecond), null when nothing is
-// counted. ClosedOnTime, DisputesSuccess and P90CloseSeconds are additions to
-// DESIGN.md's shape.
-type Group struct {
-	Key                  string   `json:"key"`
-	Raised               int64    `json:"raised"`
-	Closed               int64    `json:"closed"`
-	ClosedOnTime         int64    `json:"closed_on_time"`
-	ClosureRate          *float64 `json:"closure_rate"`
-	OnTimeClosureRate    *float64 `json:"on_time_closure_rate"`
-	Assignments          int64    `json:"assignments"`
-	ReportedOnTime       int64    `json:"reported_on_time"`
-	ResponseRate         *float64 `json:"response_rate"`
-	DisputesResolved     int64    `json:"disputes_resolved"`
-	DisputesSuccess      int64    `json:"disputes_success"`
-	MediationSuccessRate *float64 `json:"mediation_success_rate"`
-	Ratings              int64    `json:"ratings"`
-	SatisfactionRate     *float64 `json:"satisfaction_rate"`
-	MedianReportSeconds  *float64 `json:"median_report_seconds"`
-	P90ReportSeconds     *float64 `json:"p90_report_seconds"`
-	MedianCloseSeconds   *float64 `json:"median_close_seconds"`
-	P90CloseSeconds      *float64 `json:"p90_close_seconds"`
-	Overdue              int64    `json:"overdue"`
-	Escalations          int64    `json:"escalations"`
-}
+// Group is the figures of one key (domain/view.StatsGroup).
+type Group = view.StatsGroup
 
 // Query returns the figures of the cases raised in [from, to), grouped by
 // groupBy (one of GroupBys), one group per key that counted something in the

@@ -2,8 +2,8 @@ package dispatch
 
 import (
 	"encoding/json"
+	"github.com/whistle-gov/whistle/domain/view"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
@@ -24,50 +24,13 @@ const (
 	ChangeClosed    = "closed"    // CaseClosed, to each assignee still active in the case
 )
 
-// Message is the body of a message on the dispatch stream: the essentials of
-// the event's envelope, what the case is, and the assignment as the event
-// left it. It carries no description and no location: a recipient that needs
-// them reads the case.
-type Message struct {
-	EventID       string          `json:"event_id"`
-	Type          string          `json:"type"`
-	Change        string          `json:"change"`
-	CaseID        string          `json:"case_id"`
-	Version       uint64          `json:"version"`  // the event's version in its case, as in its envelope
-	Position      uint64          `json:"position"` // the log position of the event's commit
-	OccurredAt    time.Time       `json:"occurred_at"`
-	Actor         domain.Actor    `json:"actor"`
-	CorrelationID string          `json:"correlation_id"`
-	Street        string          `json:"street"`
-	Community     string          `json:"community"`
-	Category      string          `json:"category"`
-	Kind          domain.Kind     `json:"kind"`
-	Urgency       domain.Urgency  `json:"urgency"`
-	Title         string          `json:"title,omitempty"`
-	CaseStatus    domain.Status   `json:"case_status"`
-	Assignment    *AssignmentView `json:"assignment,omitempty"`
-	// Deadline and Level: which deadline was missed and the rung reached,
-	// for overdue and escalated.
-	Deadline domain.Deadline `json:"deadline,omitempty"`
-	Level    string          `json:"level,omitempty"`
-}
+// Message is the body of a message on the dispatch stream (domain/view).
+type Message = view.Message
 
 // AssignmentView is an assignment as a message shows it.
-type AssignmentView struct {
-	Assignee  string                  `json:"assignee"`
-	Role      domain.Role             `json:"role"`
-	Status    domain.AssignmentStatus `json:"status"`
-	ReportBy  *time.Time              `json:"report_by"`
-	ResolveBy *time.Time              `json:"resolve_by"`
-	Overdue   bool                    `json:"overdue"`
-}
+type AssignmentView = view.Assignment
 
-func viewOf(a *domain.Assignment) *AssignmentView {
-	if a == nil {
-		return nil
-	}
-	return &AssignmentView{Assignee: a.Assignee, Role: a.Role, Status: a.Status, ReportBy: a.ReportBy, ResolveBy: a.ResolveBy, Overdue: a.Overdue}
-}
+func viewOf(a *domain.Assignment) *AssignmentView { return view.AssignmentOf(a) }
 
 // outMsg is one message to publish.
 type outMsg struct {

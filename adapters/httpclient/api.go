@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/whistle-gov/whistle/domain/view"
 	"net/url"
 	"strconv"
 	"time"
@@ -159,41 +160,10 @@ func (c *Client) Directory(ctx context.Context) (*domain.Directory, error) {
 }
 
 // CaseSummary is a case as the case list shows it.
-type CaseSummary struct {
-	CaseID      string              `json:"case_id"`
-	Street      string              `json:"street"`
-	Community   string              `json:"community"`
-	Category    string              `json:"category"`
-	Kind        domain.Kind         `json:"kind"`
-	Urgency     domain.Urgency      `json:"urgency"`
-	Title       string              `json:"title"`
-	Status      domain.Status       `json:"status"`
-	RaisedAt    time.Time           `json:"raised_at"`
-	ClosedAt    *time.Time          `json:"closed_at"`
-	Assignments []AssignmentSummary `json:"assignments"`
-	Version     uint64              `json:"version"`
-	Position    uint64              `json:"position,omitempty"`
-}
+type CaseSummary = view.CaseSummary
 
 // AssignmentSummary is one assignment as the case list shows it.
-type AssignmentSummary struct {
-	Assignee  string                  `json:"assignee"`
-	Role      domain.Role             `json:"role"`
-	Status    domain.AssignmentStatus `json:"status"`
-	ReportBy  *time.Time              `json:"report_by"`
-	ResolveBy *time.Time              `json:"resolve_by"`
-	Overdue   bool                    `json:"overdue"`
-}
-
-// Overdue tells whether any assignment of the case is overdue.
-func (s *CaseSummary) Overdue() bool {
-	for _, a := range s.Assignments {
-		if a.Overdue {
-			return true
-		}
-	}
-	return false
-}
+type AssignmentSummary = view.Assignment
 
 // CaseFilter selects cases of GET /v1/cases; empty fields do not filter.
 type CaseFilter struct {
@@ -280,37 +250,11 @@ type StatsQuery struct {
 }
 
 // Stats is the figures, one group per key.
-type Stats struct {
-	GroupBy string       `json:"group_by"`
-	From    *time.Time   `json:"from"`
-	To      *time.Time   `json:"to"`
-	Groups  []StatsGroup `json:"groups"`
-}
+type Stats = view.Stats
 
 // StatsGroup is the figures of one key; rates are fractions from 0 to 1,
 // durations seconds, nil when nothing is counted.
-type StatsGroup struct {
-	Key                  string   `json:"key"`
-	Raised               int64    `json:"raised"`
-	Closed               int64    `json:"closed"`
-	ClosedOnTime         int64    `json:"closed_on_time"`
-	ClosureRate          *float64 `json:"closure_rate"`
-	OnTimeClosureRate    *float64 `json:"on_time_closure_rate"`
-	Assignments          int64    `json:"assignments"`
-	ReportedOnTime       int64    `json:"reported_on_time"`
-	ResponseRate         *float64 `json:"response_rate"`
-	DisputesResolved     int64    `json:"disputes_resolved"`
-	DisputesSuccess      int64    `json:"disputes_success"`
-	MediationSuccessRate *float64 `json:"mediation_success_rate"`
-	Ratings              int64    `json:"ratings"`
-	SatisfactionRate     *float64 `json:"satisfaction_rate"`
-	MedianReportSeconds  *float64 `json:"median_report_seconds"`
-	P90ReportSeconds     *float64 `json:"p90_report_seconds"`
-	MedianCloseSeconds   *float64 `json:"median_close_seconds"`
-	P90CloseSeconds      *float64 `json:"p90_close_seconds"`
-	Overdue              int64    `json:"overdue"`
-	Escalations          int64    `json:"escalations"`
-}
+type StatsGroup = view.StatsGroup
 
 // Stats reads the figures, as far as the caller may see them.
 func (c *Client) Stats(ctx context.Context, s StatsQuery) (*Stats, error) {

@@ -4,34 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/whistle-gov/whistle/domain/view"
 	"io"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/whistle-gov/whistle/adapters/sse"
-	"github.com/whistle-gov/whistle/domain"
 )
 
 // QueueItem is an open assignment of a department's or unit's queue.
-type QueueItem struct {
-	CaseID     string                  `json:"case_id"`
-	Assignee   string                  `json:"assignee"`
-	Role       domain.Role             `json:"role"`
-	Status     domain.AssignmentStatus `json:"status"`
-	ReportBy   *time.Time              `json:"report_by"`
-	ResolveBy  *time.Time              `json:"resolve_by"`
-	ReportedAt *time.Time              `json:"reported_at"`
-	Overdue    bool                    `json:"overdue"`
-	Street     string                  `json:"street"`
-	Community  string                  `json:"community"`
-	Category   string                  `json:"category"`
-	Kind       domain.Kind             `json:"kind"`
-	Urgency    domain.Urgency          `json:"urgency"`
-	Title      string                  `json:"title,omitempty"`
-	CaseStatus domain.Status           `json:"case_status"`
-	Version    uint64                  `json:"version"`
-}
+type QueueItem = view.QueueItem
 
 // Queue is GET /v1/queues/{assignee}: the open assignments, and the log
 // position the view reflects.
@@ -69,35 +52,10 @@ type Synced struct {
 }
 
 // QueueChange is the data of a "change" event: one dispatch.
-type QueueChange struct {
-	EventID    string             `json:"event_id"`
-	Type       string             `json:"type"`
-	Change     string             `json:"change"`
-	CaseID     string             `json:"case_id"`
-	Version    uint64             `json:"version"`
-	Position   uint64             `json:"position"`
-	OccurredAt time.Time          `json:"occurred_at"`
-	Street     string             `json:"street"`
-	Community  string             `json:"community"`
-	Category   string             `json:"category"`
-	Kind       domain.Kind        `json:"kind"`
-	Urgency    domain.Urgency     `json:"urgency"`
-	Title      string             `json:"title,omitempty"`
-	CaseStatus domain.Status      `json:"case_status"`
-	Assignment *ChangedAssignment `json:"assignment,omitempty"`
-	Deadline   domain.Deadline    `json:"deadline,omitempty"`
-	Level      string             `json:"level,omitempty"`
-}
+type QueueChange = view.Message
 
 // ChangedAssignment is the assignment a change is about.
-type ChangedAssignment struct {
-	Assignee  string                  `json:"assignee"`
-	Role      domain.Role             `json:"role"`
-	Status    domain.AssignmentStatus `json:"status"`
-	ReportBy  *time.Time              `json:"report_by"`
-	ResolveBy *time.Time              `json:"resolve_by"`
-	Overdue   bool                    `json:"overdue"`
-}
+type ChangedAssignment = view.Assignment
 
 // FollowOptions tune a followed stream.
 type FollowOptions struct {

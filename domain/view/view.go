@@ -1,0 +1,160 @@
+// Package view holds the answer shapes that the server writes and its
+// clients read: a case in the list, an assignment, a queue item, a dispatch
+// message, the figures. One definition serves both sides, so a field added
+// to an answer reaches the HTTP client (and the CLI) without a copy; the
+// package is data only, with no I/O, and links nothing of the server.
+package view
+
+import (
+	"time"
+
+	"github.com/whistle-gov/whistle/domain"
+)
+
+// CaseSummary is one case as the list shows it: the case shape of DESIGN.md
+// without mediation and rating. Position is the log position of the
+// commit of the case's latest event.
+type CaseSummary struct {
+	CaseID      string         `json:"case_id"`
+	Street      string         `json:"street"`
+	Community   string         `json:"community"`
+	Category    string         `json:"category"`
+	Kind        domain.Kind    `json:"kind"`
+	Urgency     domain.Urgency `json:"urgency"`
+	Title       string         `json:"title"`
+	Status      domain.Status  `json:"status"`
+	RaisedAt    time.Time      `json:"raised_at"`
+	ClosedAt    *time.Time     `json:"closed_at"`
+	Assignments []Assignment   `json:"assignments"`
+	Version     uint64         `json:"version"`
+	Position    uint64         `json:"position,omitempty"`
+}
+
+// Assignment is one assignment as the case list and a dispatch message
+// show it.
+type Assignment struct {
+	Assignee  string                  `json:"assignee"`
+	Role      domain.Role             `json:"role"`
+	Status    domain.AssignmentStatus `json:"status"`
+	ReportBy  *time.Time              `json:"report_by"`
+	ResolveBy *time.Time              `json:"resolve_by"`
+	Overdue   bool                    `json:"overdue"`
+}
+
+// AssignmentOf is a's view, nil for nil.
+func AssignmentOf(a *domain.Assignment) *Assignment {
+	if a == nil {
+		return nil
+	}
+	return &Assignment{Assignee: a.Assignee, Role: a.Role, Status: a.Status, ReportBy: a.ReportBy, ResolveBy: a.ResolveBy, Overdue: a.Overdue}
+}
+
+// Overdue tells whether any assignment of the case is overdue.
+func (c *CaseSummary) Overdue() bool {
+	for i := range c.Assignments {
+		if c.Assignments[i].Overdue {
+			return true
+		}
+	}
+	return false
+}
+
+// Involves tells whether assignee holds or held any part in the case,
+// offers included.
+func (c *CaseSummary) Involves(assignee string) bool {
+	for i := range c.Assignments {
+		if c.Assignments[i].Assignee == assignee {
+			return true
+		}
+	}
+	return false
+}
+
+// QueueItem is an open assignment (assigned or reported, or an offer not
+// yet claimed) as its assignee's queue shows it: GET /v1/queues/{assignee}.
+type QueueItem struct {
+	CaseID     string                  `json:"case_id"`
+	Assignee   string                  `json:"assignee"`
+	Role       domain.Role             `json:"role"`
+	Status     domain.AssignmentStatus `json:"status"`
+	ReportBy   *time.Time              `json:"report_by"`
+	ResolveBy  *time.Time              `json:"resolve_by"`
+	ReportedAt *time.Time              `json:"reported_at"`
+	Overdue    bool                    `json:"overdue"`
+	Street     string                  `json:"street"`
+	Community  string                  `json:"community"`
+	Category   string                  `json:"category"`
+	Kind       domain.Kind             `json:"kind"`
+	Urgency    domain.Urgency          `json:"urgency"`
+	Title      string                  `json:"title,omitempty"`
+	CaseStatus domain.Status           `json:"case_status"`
+	// Version is the version of the case's last event the item reflects
+	// (as in envelopes and in the dispatch messages): a client merging live
+	// changes into a snapshot keeps, per case, what has the higher version.
+	Version uint64 `json:"version"`
+}
+
+// Message is the body of a message on the dispatch stream, and the data of
+// a queue stream's "change" event: the essentials of the event's envelope,
+// what the case is, and the assignment as the event left it. It carries no
+// description and no location: a recipient that needs them reads the case.
+type Message struct {
+	EventID       string         `json:"event_id"`
+	Type          string         `json:"type"`
+	Change        string         `json:"change"`
+	CaseID        string         `json:"case_id"`
+	Version       uint64         `json:"version"`  // the event's version in its case, as in its envelope
+	Position      uint64         `json:"position"` // the log position of the event's commit
+	OccurredAt    time.Time      `json:"occurred_at"`
+	Actor         domain.Actor   `json:"actor"`
+	CorrelationID string         `json:"correlation_id"`
+	Street        string         `json:"street"`
+	Community     string         `json:"community"`
+	Category      string         `json:"category"`
+	Kind          domain.Kind    `json:"kind"`
+	Urgency       domain.Urgency `json:"urgency"`
+	Title         string         `json:"title,omitempty"`
+	CaseStatus    domain.Status  `json:"case_status"`
+	Assignment    *Assignment    `json:"assignment,omitempty"`
+	// Deadline and Level: which deadline was missed and the rung reached,
+	// for overdue and escalated.
+	Deadline domain.Deadline `json:"deadline,omitempty"`
+	Level    string          `json:"level,omitempty"`
+}
+
+// Stats is the answer to a stats query, in the JSON shape of DESIGN.md.
+// From and To are the window actually counted: whole days of the figures'
+// time zone, written in it; null when unbounded.
+type Stats struct {
+	GroupBy string       `json:"group_by"`
+	From    *time.Time   `json:"from"`
+	To      *time.Time   `json:"to"`
+	Groups  []StatsGroup `json:"groups"`
+}
+
+// StatsGroup is the figures of one key. Rates are fractions from 0 to 1 and
+// durations are seconds (within 2%, to the millisecond), null when nothing is
+// counted. ClosedOnTime, DisputesSuccess and P90CloseSeconds are additions to
+// DESIGN.md's shape.
+type StatsGroup struct {
+	Key                  string   `json:"key"`
+	Raised               int64    `json:"raised"`
+	Closed               int64    `json:"closed"`
+	ClosedOnTime         int64    `json:"closed_on_time"`
+	ClosureRate          *float64 `json:"closure_rate"`
+	OnTimeClosureRate    *float64 `json:"on_time_closure_rate"`
+	Assignments          int64    `json:"assignments"`
+	ReportedOnTime       int64    `json:"reported_on_time"`
+	ResponseRate         *float64 `json:"response_rate"`
+	DisputesResolved     int64    `json:"disputes_resolved"`
+	DisputesSuccess      int64    `json:"disputes_success"`
+	MediationSuccessRate *float64 `json:"mediation_success_rate"`
+	Ratings              int64    `json:"ratings"`
+	SatisfactionRate     *float64 `json:"satisfaction_rate"`
+	MedianReportSeconds  *float64 `json:"median_report_seconds"`
+	P90ReportSeconds     *float64 `json:"p90_report_seconds"`
+	MedianCloseSeconds   *float64 `json:"median_close_seconds"`
+	P90CloseSeconds      *float64 `json:"p90_close_seconds"`
+	Overdue              int64    `json:"overdue"`
+	Escalations          int64    `json:"escalations"`
+}
