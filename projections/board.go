@@ -196,8 +196,8 @@ func (b *Board) applyEvent(env domain.Envelope, e domain.Event) (*boardEntry, er
 	ent := b.cases[env.CaseID]
 	if ent == nil {
 		_, raised := e.(domain.WhistleRaised)
-		if _, rated := e.(domain.SatisfactionRated); rated && b.retired > 0 {
-			return nil, nil // a late rating of a case that has left the board
+		if afterClosure(e) && b.retired > 0 {
+			return nil, nil // a late rating, callback or reveal of a case that has left the board
 		}
 		if !raised || env.Version != 0 {
 			return nil, unknownCase("board", env)
@@ -212,9 +212,9 @@ func (b *Board) applyEvent(env domain.Envelope, e domain.Event) (*boardEntry, er
 		return nil, err
 	}
 	if ent.c == nil {
-		// The domain appends nothing after closure but a rating, which the
-		// list does not show.
-		if _, ok := e.(domain.SatisfactionRated); !ok {
+		// After closure the domain appends only what the list does not show
+		// (see afterClosure).
+		if !afterClosure(e) {
 			return nil, fmt.Errorf("%w: board: case %s is closed: %s at version %d", ErrUnexpectedEvent, env.CaseID, env.Type, env.Version)
 		}
 		ent.sum.Version++

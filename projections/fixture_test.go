@@ -117,7 +117,7 @@ func (w *world) actorFor(c *domain.Case, cmd domain.Command) domain.Actor {
 	switch cmd := cmd.(type) {
 	case domain.Raise:
 		return domain.Actor{Role: domain.ActorStreet, ID: cmd.Street}
-	case domain.Route, domain.Verify, domain.Rate:
+	case domain.Route, domain.Verify, domain.Rate, domain.RevealRequester, domain.ForgetRequester:
 		return domain.Actor{Role: domain.ActorStreet, ID: c.Street}
 	case domain.CheckDeadlines:
 		return domain.Actor{Role: domain.ActorSystem, ID: "sla-watcher"}

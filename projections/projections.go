@@ -46,8 +46,8 @@ var (
 	// delivery lost something.
 	ErrVersionGap = errors.New("projections: version gap")
 	// ErrUnexpectedEvent: an event cannot happen where it stands (a case that
-	// does not start with WhistleRaised, an event after closure other than a
-	// rating, an unknown rating).
+	// does not start with WhistleRaised, an event after closure that the
+	// domain never appends there (see afterClosure), an unknown rating).
 	ErrUnexpectedEvent = errors.New("projections: unexpected event")
 	// ErrBadQuery: a query parameter is invalid (group_by, window, cursor).
 	ErrBadQuery = errors.New("projections: bad query")
@@ -149,4 +149,17 @@ func unknownCase(model string, env domain.Envelope) error {
 			ErrUnexpectedEvent, model, env.CaseID, env.Type, domain.TypeWhistleRaised)
 	}
 	return fmt.Errorf("%w: %s: case %s (event %s version %d)", ErrUnknownCase, model, env.CaseID, env.Type, env.Version)
+}
+
+// afterClosure tells whether e is one of the events the domain appends to a
+// closed case that change none of its summary nor its figures' closure: a
+// rating, a reveal or a forgetting of its requester (years later, maybe).
+// A model takes them for a closed case, and quietly for one it no longer
+// holds, so that the case's version goes on and the model does not stall.
+func afterClosure(e domain.Event) bool {
+	switch e.(type) {
+	case domain.SatisfactionRated, domain.RequesterRevealed, domain.RequesterForgotten:
+		return true
+	}
+	return false
 }

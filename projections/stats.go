@@ -369,6 +369,9 @@ func (s *Stats) apply(env domain.Envelope, e domain.Event) error {
 		if cc, ok := s.closed[env.CaseID]; ok {
 			return s.applyClosed(env, e, cc)
 		}
+		if figureNeutral(e) && env.Version != 0 {
+			return nil // of a case closed, rated and forgotten here: it counts nothing
+		}
 		raised, ok := e.(domain.WhistleRaised)
 		if !ok || env.Version != 0 {
 			return unknownCase("stats", env)
@@ -599,6 +602,11 @@ func (s *Stats) applyClosed(env domain.Envelope, e domain.Event, cc closedCase) 
 	if skip, err := versionCheck("stats", env, cc.version); skip || err != nil {
 		return err
 	}
+	if figureNeutral(e) {
+		cc.version++
+		s.closed[env.CaseID] = cc
+		return nil
+	}
 	r, ok := e.(domain.SatisfactionRated)
 	if !ok {
 		return fmt.Errorf("%w: stats: case %s is closed: %s at version %d", ErrUnexpectedEvent, env.CaseID, env.Type, env.Version)
@@ -624,6 +632,13 @@ func (s *Stats) applyClosed(env domain.Envelope, e domain.Event, cc closedCase) 
 	}
 	delete(s.closed, env.CaseID)
 	return nil
+}
+
+// figureNeutral tells whether e is an event after closure that counts in no
+// figure (a reveal, a forgetting): see afterClosure.
+func figureNeutral(e domain.Event) bool {
+	_, rating := e.(domain.SatisfactionRated)
+	return afterClosure(e) && !rating
 }
 
 // Result is the answer to a stats query, in the JSON shape of DESIGN.md
