@@ -59,6 +59,9 @@ type Options struct {
 	ListenAddr string
 	// SyncAlways fsyncs every write, as whistled does by default.
 	SyncAlways bool
+	// Packed opens the packed log (whistled's default layout) instead of
+	// the log of one message per commit.
+	Packed bool
 }
 
 // Env is a running core.
@@ -93,7 +96,7 @@ func Start(t testing.TB, opts Options) *Env {
 		ns.WaitForShutdown()
 	})
 	nc := Connect(t, ns)
-	store, err := jetstream.Open(context.Background(), nc, jetstream.Config{})
+	store, err := jetstream.Open(context.Background(), nc, jetstream.Config{Packed: opts.Packed})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,23 +51,25 @@ type Config struct {
 	Actors []domain.Actor
 	// DispatchStream is the stream of dispatches; default "WHISTLE_DISPATCH".
 	DispatchStream string
-	// EventStream is the event log's stream, which auditors may read;
-	// default "WHISTLE_EVENTS".
-	EventStream string
-	// EventSubjects is the event log's subject space; default
-	// "whistle.events.>".
-	EventSubjects string
+	// EventStreams are the event log's streams, which auditors may read;
+	// default "WHISTLE_EVENTS" (the packed log: "WHISTLE_LOG" and its
+	// index "WHISTLE_INDEX").
+	EventStreams []string
+	// EventSubjects are the event log's subjects; default
+	// "whistle.events.>" (the packed log: "whistle.log.p0" and
+	// "whistle.index.>", never the owner's request subjects).
+	EventSubjects []string
 }
 
 func (c *Config) setDefaults() {
 	if c.DispatchStream == "" {
 		c.DispatchStream = "WHISTLE_DISPATCH"
 	}
-	if c.EventStream == "" {
-		c.EventStream = "WHISTLE_EVENTS"
+	if len(c.EventStreams) == 0 {
+		c.EventStreams = []string{"WHISTLE_EVENTS"}
 	}
-	if c.EventSubjects == "" {
-		c.EventSubjects = "whistle.events.>"
+	if len(c.EventSubjects) == 0 {
+		c.EventSubjects = []string{"whistle.events.>"}
 	}
 }
 
@@ -103,10 +105,10 @@ func (c *Config) accessOf(a domain.Actor) access {
 		return access{streams: []string{"whistle.notify.street." + a.ID}}
 	case domain.ActorAuditor:
 		var svc []string
-		for _, s := range []string{c.DispatchStream, c.EventStream} {
+		for _, s := range append([]string{c.DispatchStream}, c.EventStreams...) {
 			svc = append(svc, api+"STREAM.INFO."+s, api+"STREAM.MSG.GET."+s, api+"DIRECT.GET."+s, api+"DIRECT.GET."+s+".>")
 		}
-		return access{streams: []string{"whistle.dispatch.>", "whistle.notify.>", c.EventSubjects}, services: svc}
+		return access{streams: append([]string{"whistle.dispatch.>", "whistle.notify.>"}, c.EventSubjects...), services: svc}
 	}
 	return access{}
 }
@@ -142,7 +144,7 @@ func Install(ns *server.Server, cfg Config) (*Auth, error) {
 	g := ns.GlobalAccount()
 	// Exports are public: only this package creates accounts that import
 	// them, each importing its own subjects.
-	streamExports := []string{"whistle.dispatch.>", "whistle.notify.>", cfg.EventSubjects}
+	streamExports := append([]string{"whistle.dispatch.>", "whistle.notify.>"}, cfg.EventSubjects...)
 	for _, s := range streamExports {
 		if err := g.AddStreamExport(s, nil); err != nil {
 			return nil, fmt.Errorf("natsauth: export stream %s: %w", s, err)
@@ -158,7 +160,7 @@ func Install(ns *server.Server, cfg Config) (*Auth, error) {
 		{api + "CONSUMER.MSG.NEXT." + cfg.DispatchStream + ".*", true},
 		{"$JS.ACK." + cfg.DispatchStream + ".>", false},
 	}
-	for _, s := range []string{cfg.DispatchStream, cfg.EventStream} {
+	for _, s := range append([]string{cfg.DispatchStream}, cfg.EventStreams...) {
 		services = append(services,
 			svc{api + "STREAM.INFO." + s, false},
 			svc{api + "STREAM.MSG.GET." + s, false},

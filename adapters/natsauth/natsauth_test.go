@@ -14,6 +14,7 @@ import (
 	"github.com/whistle-gov/whistle/adapters/config"
 	"github.com/whistle-gov/whistle/adapters/coretest"
 	"github.com/whistle-gov/whistle/adapters/dispatch"
+	whistlejs "github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
 	"github.com/whistle-gov/whistle/adapters/natsauth"
 	"github.com/whistle-gov/whistle/adapters/natsbus"
 )
@@ -27,9 +28,13 @@ type fixture struct {
 	js     jetstream.JetStream
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t *testing.T) *fixture { return setupLayout(t, false) }
+
+// setupLayout is setup on the log of one message per commit or, packed, on
+// the packed log and its index, with the streams an auditor may read.
+func setupLayout(t *testing.T, packed bool) *fixture {
 	t.Helper()
-	env := coretest.Start(t, coretest.Options{ListenAddr: "127.0.0.1:0"})
+	env := coretest.Start(t, coretest.Options{ListenAddr: "127.0.0.1:0", Packed: packed})
 	principals, issued, err := config.EnsurePrincipals(filepath.Join(t.TempDir(), "principals.json"), env.Dir, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +53,9 @@ func setup(t *testing.T) *fixture {
 	if err := natsauth.EnsureConsumers(ctx, f.js, dispatch.StreamName, principals.Actors()); err != nil {
 		t.Fatal(err)
 	}
-	auth, err := natsauth.Install(env.Server, natsauth.Config{Principals: principals, Actors: principals.Actors()})
+	logStreams, logSubjects := whistlejs.ReadableStreams(whistlejs.Config{Packed: packed})
+	auth, err := natsauth.Install(env.Server, natsauth.Config{Principals: principals, Actors: principals.Actors(),
+		EventStreams: logStreams, EventSubjects: logSubjects})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +280,45 @@ func TestAuditorReadsEverythingStreetItsOwn(t *testing.T) {
 	street.nc.SubscribeSync(dispatch.StreetSubject("zhenhai"))
 	street.nc.Flush()
 	street.denied(t, "another street", "whistle.notify.street.zhenhai")
+}
+
+// TestAuditorReadsThePackedLog: on the packed log an auditor reads the log's
+// batches and a case's history from the index, live too, and may not
+// listen to the owner's request subject (forwarded appends) nor read
+// anything of a street.
+func TestAuditorReadsThePackedLog(t *testing.T) {
+	f := setupLayout(t, true)
+	ctx := context.Background()
+	c := f.env.Raise(t, "river-pollution", "urgent")
+	aud := f.connect(t, "auditor:auditor")
+	for _, name := range []string{"WHISTLE_LOG", "WHISTLE_INDEX"} {
+		s, err := aud.js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("auditor stream info %s: %v", name, err)
+		}
+		if _, err := s.GetMsg(ctx, 1); err != nil {
+			t.Fatalf("auditor reads %s's first message: %v", name, err)
+		}
+	}
+	idx, err := aud.js.Stream(ctx, "WHISTLE_INDEX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idx.GetLastMsgForSubject(ctx, "whistle.index.case-"+c.ID); err != nil {
+		t.Fatalf("auditor reads the case's history from the index: %v", err)
+	}
+	live, err := aud.nc.SubscribeSync("whistle.log.p0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud.nc.Flush()
+	f.env.Raise(t, "river-pollution", "urgent")
+	if _, err := live.NextMsg(3 * time.Second); err != nil {
+		t.Fatalf("auditor follows the packed log live: %v", err)
+	}
+	aud.nc.SubscribeSync("whistle.log.rpc.>")
+	aud.nc.Flush()
+	aud.denied(t, "the owner's request subject", "whistle.log.rpc.>")
 }
 
 func TestUnknownTokenRefused(t *testing.T) {

@@ -257,7 +257,7 @@ func TestClusterNodeLossDuringLoad(t *testing.T) {
 	}
 
 	time.Sleep(2 * time.Second)
-	victim := streamLeader(t, nodes, jetstream.DefaultStreamName)
+	victim := streamLeader(t, nodes, jetstream.DefaultLogStreamName) // the packed log, the default
 	before, _ := count()
 	victim.kill()
 	t.Logf("killed NATS node %s, the leader of the event log's stream, after %d whistles acknowledged", victim.name, before)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/whistle-gov/whistle/adapters/dispatch"
+	whistlejs "github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
 	"github.com/whistle-gov/whistle/adapters/natsauth"
 	"github.com/whistle-gov/whistle/adapters/natsbus"
 	"go.uber.org/zap"
@@ -32,7 +33,9 @@ func startNATSAuth(ctx context.Context, d *deps) (running, error) {
 	if err := natsauth.EnsureConsumers(ctx, js, dispatch.StreamName, actors); err != nil {
 		return running{}, err
 	}
-	auth, err := natsauth.Install(d.bus.embedded, natsauth.Config{Principals: d.principals, Actors: actors, DispatchStream: dispatch.StreamName})
+	logStreams, logSubjects := whistlejs.ReadableStreams(whistlejs.Config{Packed: d.opts.packed()})
+	auth, err := natsauth.Install(d.bus.embedded, natsauth.Config{Principals: d.principals, Actors: actors, DispatchStream: dispatch.StreamName,
+		EventStreams: logStreams, EventSubjects: logSubjects})
 	if err != nil {
 		return running{}, err
 	}

@@ -40,7 +40,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.natsListen, "nats-listen", "", "host:port on which the embedded NATS server accepts clients (empty: in-process only)")
 	fs.IntVar(&o.replicas, "replicas", 1, "JetStream replicas of whistle's streams and buckets on an external cluster")
 	fs.StringVar(&o.fsync, "fsync", "always", "always: fsync every commit before acknowledging it; interval: the server's periodic sync")
-	fs.StringVar(&o.groupCommit, "group-commit", "auto", "JetStream store: write concurrent commits as atomic batches sharing one fsync: on, off, or auto (on unless the embedded server runs with --fsync interval, where there is no fsync to share); packed: the packed log, every waiting commit in one message, one writer at a time (DESIGN.md §11; needs --fsync always on the embedded server)")
+	fs.StringVar(&o.groupCommit, "group-commit", "auto", "JetStream store: packed: the packed log, every waiting commit in one message, one writer at a time (DESIGN.md §11; needs --fsync always on the embedded server); on: atomic batches sharing one fsync; off: one message per commit; auto: packed where there are fsyncs to share (--fsync always, or an external NATS) unless the data holds a log written one message per commit (then on), off on an embedded server with --fsync interval")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiles on /debug/pprof/ (no authentication: for a trusted network only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 
@@ -91,6 +91,25 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if o.principals == "" {
 		o.principals = filepath.Join(o.data, "principals.json")
+	}
+	return o, nil
+}
+
+// resolveLayout settles --group-commit auto once the store can be asked:
+// packed where commits have fsyncs to share, unless the data already holds
+// a log written one message per commit, which keeps that layout (on).
+func (o options) resolveLayout(holdsPerMessageLog func() (bool, error)) (options, error) {
+	if o.groupCommit != "auto" || o.store != "jetstream" || !o.groupCommitOn() {
+		return o, nil
+	}
+	old, err := holdsPerMessageLog()
+	if err != nil {
+		return o, err
+	}
+	if old {
+		o.groupCommit = "on"
+	} else {
+		o.groupCommit = "packed"
 	}
 	return o, nil
 }

@@ -52,3 +52,39 @@ func TestGroupCommitPackedFlag(t *testing.T) {
 		t.Errorf("--group-commit packed on an external NATS: %v, packed %v", err, o.packed())
 	}
 }
+
+// TestGroupCommitAutoResolvesToPacked: auto is the packed log wherever
+// commits have fsyncs to share, except on data whose log was written one
+// message per commit, which keeps it; explicit settings and EventStoreDB
+// are left as they are, and the store is not asked then.
+func TestGroupCommitAutoResolvesToPacked(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		oldLog     bool
+		wantPacked bool
+		wantGroup  bool
+		asks       bool
+	}{
+		{nil, false, true, true, true},
+		{nil, true, false, true, true},
+		{[]string{"--nats", "nats://127.0.0.1:4222", "--fsync", "interval"}, false, true, true, true},
+		{[]string{"--fsync", "interval"}, false, false, false, false},
+		{[]string{"--group-commit", "on"}, false, false, true, false},
+		{[]string{"--group-commit", "off"}, false, false, false, false},
+		{[]string{"--store", "esdb://127.0.0.1:2113"}, false, false, true, false},
+	} {
+		o, err := parseOptions(tc.args, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		asked := false
+		o, err = o.resolveLayout(func() (bool, error) { asked = true; return tc.oldLog, nil })
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if o.packed() != tc.wantPacked || o.groupCommitOn() != tc.wantGroup || asked != tc.asks {
+			t.Errorf("%q (a per-message log: %v): packed %v, group commit %v, asked %v; want %v, %v, %v",
+				tc.args, tc.oldLog, o.packed(), o.groupCommitOn(), asked, tc.wantPacked, tc.wantGroup, tc.asks)
+		}
+	}
+}

@@ -79,6 +79,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The metrics read the log's head once the store is open (nothing
 	// scrapes them before whistled serves).
 	mtr := metrics.New(func(ctx context.Context) (eventstore.Position, error) { return store.Head(ctx) })
+	opts, err = opts.resolveLayout(func() (bool, error) {
+		return jetstream.HoldsPerMessageLog(ctx, bus.nc, jetstream.Config{})
+	})
+	if err != nil {
+		return err
+	}
 	store, err = openStore(ctx, opts, bus.nc, log, mtr.BatchCommits)
 	if err != nil {
 		return err
@@ -143,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Event streams end at once on shutdown; requests in flight drain.
 	srv.RegisterOnShutdown(api.EndStreams)
 	log.Info("whistled ready", zap.String("addr", listener.Addr().String()), zap.String("data", opts.data),
-		zap.String("store", storeName(opts)), zap.String("nats", natsName(opts)),
+		zap.String("store", storeName(opts)), zap.String("log_layout", layoutName(opts)), zap.String("nats", natsName(opts)),
 		zap.String("directory", dir.Version), zap.String("fsync", opts.fsync))
 
 	var wg sync.WaitGroup
@@ -273,6 +279,16 @@ func storeName(opts options) string {
 		return "jetstream"
 	}
 	return "esdb" // the URL may carry credentials: never log it
+}
+
+func layoutName(opts options) string {
+	switch {
+	case opts.store != "jetstream":
+		return "esdb"
+	case opts.packed():
+		return "packed"
+	}
+	return "per-message"
 }
 
 func natsName(opts options) string {

@@ -1333,17 +1333,55 @@ func CheckLayout(ctx context.Context, nc *nats.Conn, cfg Config) error {
 	if cfg.Packed {
 		other, flag = cfg.StreamName, "--group-commit on or off"
 	}
-	rctx, cancel := context.WithTimeout(ctx, max(cfg.RequestTimeout, 10*time.Second))
-	defer cancel()
-	st, err := js.Stream(rctx, other)
-	if errors.Is(err, natsjs.ErrStreamNotFound) {
-		return nil
-	}
+	n, err := streamMessages(ctx, js, other, cfg.RequestTimeout)
 	if err != nil {
-		return fmt.Errorf("jetstream: check the log's layout: stream %s: %w", other, err)
+		return fmt.Errorf("jetstream: check the log's layout: %w", err)
 	}
-	if n := st.CachedInfo().State.Msgs; n > 0 {
+	if n > 0 {
 		return fmt.Errorf("jetstream: the event log is in stream %s (%d messages), written with %s; this setting writes another stream: keep that setting for this data", other, n, flag)
 	}
 	return nil
+}
+
+// HoldsPerMessageLog tells whether the server holds an event log written one
+// message per commit (cfg.StreamName with messages): such data keeps that
+// layout, since the packed log is another stream (see CheckLayout).
+func HoldsPerMessageLog(ctx context.Context, nc *nats.Conn, cfg Config) (bool, error) {
+	cfg.setDefaults()
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return false, fmt.Errorf("jetstream: check the log's layout: %w", err)
+	}
+	n, err := streamMessages(ctx, js, cfg.StreamName, cfg.RequestTimeout)
+	if err != nil {
+		return false, fmt.Errorf("jetstream: check the log's layout: %w", err)
+	}
+	return n > 0, nil
+}
+
+// streamMessages is how many messages stream holds, 0 when there is no such
+// stream.
+func streamMessages(ctx context.Context, js natsjs.JetStream, stream string, timeout time.Duration) (uint64, error) {
+	rctx, cancel := context.WithTimeout(ctx, max(timeout, 10*time.Second))
+	defer cancel()
+	st, err := js.Stream(rctx, stream)
+	if errors.Is(err, natsjs.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	return st.CachedInfo().State.Msgs, nil
+}
+
+// ReadableStreams are the streams and subjects that hold the log as cfg
+// writes it, for those who may read it directly on NATS (auditors): the
+// per-message log's stream, or the packed log's and its index's. The packed
+// log's request subjects (forwarded appends) are not among them.
+func ReadableStreams(cfg Config) (streams, subjects []string) {
+	cfg.setDefaults()
+	if cfg.Packed {
+		return []string{cfg.LogStreamName, cfg.IndexStreamName}, []string{cfg.LogSubject + ".p0", cfg.IndexPrefix + ".>"}
+	}
+	return []string{cfg.StreamName}, []string{cfg.SubjectPrefix + ".>"}
 }
