@@ -2,7 +2,7 @@
 # Measures whistle end to end and beside its baselines; see BENCHMARKS.md.
 #
 #   scripts/bench.sh [--quick] [--fsync always|interval] [--peer]
-#                    [--concurrency N] [--compare-group-commit] [--profile DIR]
+#                    [--concurrency N] [--rate N] [--compare-group-commit] [--profile DIR]
 #   scripts/bench.sh --grow [10000,100000]     cost of open cases
 #   scripts/bench.sh --replay [1000000]        replay of a log of that many events
 #   scripts/bench.sh --restart [500000]        cold and warm restart over a log of that many events
@@ -28,6 +28,10 @@
 # appenders, in alternated rounds (default 3); its last line is
 #   store: appends_c16=N appends_c64=N peer_c16=N peer_c64=N fsync=always
 # (medians).
+#
+# --rate N sets the fixed-rate phase's whistles/s (default 1000, capped at
+# 80 % of what the saturation phase reached), to time delivery of two builds
+# at one rate.
 #
 # The last line is:
 #   bench: whistles_per_s=N raw_appends_per_s=N ratio=R dispatch_p99_ms=X replay_events_per_s=N rss_mb=N fsync=always cpu_ms_per_whistle=X
@@ -55,6 +59,7 @@ while [[ $# -gt 0 ]]; do
 	--fsync=*) fsync="${1#*=}" ;;
 	--peer) peer=true ;;
 	--concurrency) concurrency="${2:?--concurrency needs a number}"; shift ;;
+	--rate) extra+=(-rate "${2:?--rate needs whistles per second}"); shift ;;
 	--compare-group-commit) extra+=(-compare-group-commit) ;;
 	--profile) mkdir -p "${2:?--profile needs a folder}"; extra+=(-profile "$(cd "$2" && pwd)"); shift ;;
 	--grow)
@@ -156,7 +161,11 @@ grow)
 	exit
 	;;
 restart)
-	# The last line is:
+	# --rate N sets the fixed-rate phase's whistles/s (default 1000, capped at
+# 80 % of what the saturation phase reached), to time delivery of two builds
+# at one rate.
+#
+# The last line is:
 	#   restart: events=N cold_ready_s=X warm_ready_s=Y
 	"$work/loadgen" -mode restart -whistled "$work/whistled" -fsync interval -concurrency "$concurrency" -events "$restart_events"
 	exit
