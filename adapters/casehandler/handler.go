@@ -41,6 +41,8 @@ type Handler struct {
 	seed  maphash.Seed
 	cache *casestate.Cache
 	obs   Observer
+	// maxEvents bounds a case's events (domain.CheckCaseSize); 0: none.
+	maxEvents int
 }
 
 // Observer is told what the handler does, for metrics. Its methods must be
@@ -64,9 +66,14 @@ func (h *Handler) SetObserver(o Observer) { h.obs = o }
 // default h has a cache of its own.
 func (h *Handler) SetCache(cache *casestate.Cache) { h.cache = cache }
 
+// SetMaxEvents bounds the events of a case (default
+// domain.DefaultMaxEventsPerCase; 0: no bound); call it before h is used.
+func (h *Handler) SetMaxEvents(n int) { h.maxEvents = n }
+
 // New returns a Handler over store with the routing policy dir.
 func New(store eventstore.Store, dir *domain.Directory, now Clock, log *zap.Logger) *Handler {
-	return &Handler{store: store, dir: dir, now: now, log: log, seed: maphash.MakeSeed(), cache: casestate.New(store, 0)}
+	return &Handler{store: store, dir: dir, now: now, log: log, seed: maphash.MakeSeed(), cache: casestate.New(store, 0),
+		maxEvents: domain.DefaultMaxEventsPerCase}
 }
 
 // Request is one command to run.
@@ -180,6 +187,13 @@ func (h *Handler) execute(ctx context.Context, req Request) (Result, error) {
 		}
 		if len(events) == 0 {
 			return Result{Case: c.Clone()}, nil
+		}
+		if err := domain.CheckCaseSize(c, req.Command, len(events), h.maxEvents); err != nil {
+			if cached {
+				fresh = true
+				continue
+			}
+			return Result{}, err
 		}
 		if req.BeforeAppend != nil {
 			if err := req.BeforeAppend(ctx, c, events); err != nil {

@@ -85,6 +85,19 @@ func (f *Feed) FollowStreet(ctx context.Context, street string, start uint64) (<
 	return f.follow(ctx, subject, start)
 }
 
+// deleteConsumer removes the ordered consumer's current server-side
+// consumer (it replaces it when it resets, so the name is read last).
+// Best effort: the inactivity threshold removes whatever this misses.
+func (f *Feed) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = f.js.DeleteConsumer(ctx, StreamName, info.Name)
+}
+
 // follow sends every message on subject from sequence start on, in order,
 // until ctx is done or the stream fails; then it closes the channel.
 func (f *Feed) follow(ctx context.Context, subject string, start uint64) (<-chan Change, error) {
@@ -106,6 +119,10 @@ func (f *Feed) follow(ctx context.Context, subject string, start uint64) (<-chan
 	go func() {
 		defer close(out)
 		defer stop()
+		// Stop ends only the client's pull: the server keeps the consumer
+		// (and its goroutines, in the embedded server) until its inactivity
+		// threshold, 30 s after the subscriber left. Delete it at once.
+		defer f.deleteConsumer(cons)
 		defer it.Stop()
 		for {
 			m, err := it.Next()

@@ -79,6 +79,14 @@ type Config struct {
 	// Metrics serves GET /metrics; Pprof adds Go's profiles on /debug/pprof/.
 	Metrics http.Handler
 	Pprof   bool
+
+	// MaxInFlight bounds the requests served at once (event streams
+	// aside); one more is answered 503 with Retry-After. /healthz, /readyz
+	// and /metrics are never shed. 0: no bound.
+	MaxInFlight int
+	// MaxStreamsPerPrincipal bounds the event streams one principal keeps
+	// open; one more is answered 429 with Retry-After. 0: no bound.
+	MaxStreamsPerPrincipal int
 }
 
 // Observer is told of every request, for metrics: route is the matched
@@ -95,6 +103,7 @@ type API struct {
 	// closing is closed by EndStreams: the event streams end.
 	closing   chan struct{}
 	closeOnce sync.Once
+	limits    *limits
 }
 
 // EndStreams ends every event stream at once, and those started later as
@@ -113,7 +122,8 @@ func New(cfg Config) *API {
 	if cfg.CatchUpTimeout <= 0 {
 		cfg.CatchUpTimeout = 5 * time.Second
 	}
-	a := &API{cfg: cfg, mux: http.NewServeMux(), closing: make(chan struct{})}
+	a := &API{cfg: cfg, mux: http.NewServeMux(), closing: make(chan struct{}),
+		limits: newLimits(cfg.MaxInFlight, cfg.MaxStreamsPerPrincipal)}
 	a.mux.HandleFunc("POST /v1/whistles", a.authed(a.raise))
 	a.mux.HandleFunc("GET /v1/cases/{id}", a.authed(a.getCase))
 	a.mux.HandleFunc("GET /v1/cases/{id}/history", a.authed(a.getHistory))
@@ -234,8 +244,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusNotFound, "not_found", "no such route: "+r.Method+" "+r.URL.Path+
 			" (a path has no empty, . or .. segment)", "")
 	} else {
-		a.mux.ServeHTTP(rec, r)
 		_, pattern = a.mux.Handler(r)
+		// A shed request is counted under its route (status 503).
+		if release, ok := a.limits.admit(rec, r); ok {
+			func() {
+				defer release() // also when a handler panics (net/http recovers it)
+				a.mux.ServeHTTP(rec, r)
+			}()
+		}
 	}
 	took := time.Since(start)
 	if a.cfg.Observer != nil {
@@ -337,6 +353,8 @@ func (a *API) writeFailure(w http.ResponseWriter, err error) {
 			writeError(w, http.StatusForbidden, "forbidden", refusal.Reason, refusal.Field)
 		case errors.Is(err, domain.ErrNoCase), errors.Is(err, domain.ErrNotFound):
 			writeError(w, http.StatusNotFound, "not_found", refusal.Reason, "")
+		case errors.Is(err, domain.ErrLimitReached):
+			writeError(w, http.StatusConflict, "case_event_limit", refusal.Reason, refusal.Field)
 		default:
 			writeError(w, http.StatusConflict, "invalid_transition", refusal.Reason, refusal.Field)
 		}

@@ -90,6 +90,11 @@ func (a *API) queue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantsEventStream(r) {
+		release, ok := a.limits.admitStream(w, actorOf(r))
+		if !ok {
+			return
+		}
+		defer release()
 		a.streamQueue(w, r, assignee)
 		return
 	}
@@ -120,6 +125,11 @@ func (a *API) notifications(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotAcceptable, "not_acceptable", "notifications are a stream: send Accept: text/event-stream", "")
 		return
 	}
+	release, ok := a.limits.admitStream(w, actorOf(r))
+	if !ok {
+		return
+	}
+	defer release()
 	ctx := r.Context()
 	first, lastSeq, msgs, err := a.cfg.Feed.Kept(ctx)
 	if err != nil {

@@ -42,6 +42,12 @@ func runQueues(t *testing.T, env *coretest.Env) *readmodel.Queues {
 // queue view.
 func serve(t *testing.T, env *coretest.Env, heartbeat time.Duration) string {
 	t.Helper()
+	return serveWith(t, env, heartbeat, nil)
+}
+
+// serveWith is serve with the API's configuration changed by tune.
+func serveWith(t *testing.T, env *coretest.Env, heartbeat time.Duration, tune func(*httpapi.Config)) string {
+	t.Helper()
 	disp, err := dispatch.New(context.Background(), dispatch.Config{Store: env.Store, Conn: env.Conn, Instance: "test-" + t.Name()})
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +65,12 @@ func serve(t *testing.T, env *coretest.Env, heartbeat time.Duration) string {
 		_ = disp.Run(ctx)
 	}()
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	api := httpapi.New(httpapi.Config{Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: coretest.Tokens{}, Log: env.Log,
-		Queues: queues, Feed: feed, Heartbeat: heartbeat})
+	cfg := httpapi.Config{Handler: env.Handler, Store: env.Store, Directory: env.Dir, Auth: coretest.Tokens{}, Log: env.Log,
+		Queues: queues, Feed: feed, Heartbeat: heartbeat}
+	if tune != nil {
+		tune(&cfg)
+	}
+	api := httpapi.New(cfg)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return srv.URL

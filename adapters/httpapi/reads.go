@@ -15,6 +15,10 @@ type HistoryAnswer struct {
 	// to the last; ChainProblem says where it breaks when it does not.
 	ChainWhole   bool   `json:"chain_whole"`
 	ChainProblem string `json:"chain_problem,omitempty"`
+	// Next is the after of the next page; absent on the last one. Total is
+	// the number of events the whole history holds (up to as_of).
+	Next  *uint64 `json:"next,omitempty"`
+	Total uint64  `json:"total"`
 }
 
 // readHistory reads a case's own stream (so a client sees its own writes at
@@ -97,16 +101,23 @@ func (a *API) getCase(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r, "as_of"); !ok {
+	q, ok := query(w, r, "as_of", "after", "limit")
+	if !ok {
+		return
+	}
+	after, limit, ok := historyPage(w, q)
+	if !ok {
 		return
 	}
 	history, _, ok := a.readHistory(w, r)
 	if !ok {
 		return
 	}
-	answer := HistoryAnswer{Events: history, ChainWhole: true}
+	// The chain is checked whole, from the first event, whichever page is asked.
+	answer := HistoryAnswer{ChainWhole: true, Total: uint64(len(history))}
 	if err := domain.VerifyChain(history); err != nil {
 		answer.ChainWhole, answer.ChainProblem = false, err.Error()
 	}
+	answer.Events, answer.Next = pageOf(history, after, limit)
 	writeJSON(w, http.StatusOK, answer)
 }

@@ -138,12 +138,54 @@ type History struct {
 	Events       []domain.Envelope `json:"events"`
 	ChainWhole   bool              `json:"chain_whole"`
 	ChainProblem string            `json:"chain_problem,omitempty"`
+	// Next is the after of the next page, nil on the last; Total the events
+	// of the whole history.
+	Next  *uint64 `json:"next,omitempty"`
+	Total uint64  `json:"total"`
 }
 
-// History reads a case's events.
+// MaxHistoryLimit is the most events one HistoryPage call may ask for.
+const MaxHistoryLimit = 1000
+
+// History reads a case's events, every page of them.
 func (c *Client) History(ctx context.Context, caseID string) (*History, error) {
+	var all *History
+	var after uint64
+	for {
+		page, err := c.HistoryPage(ctx, caseID, after, MaxHistoryLimit)
+		if err != nil {
+			return nil, err
+		}
+		if all == nil {
+			all = page
+		} else {
+			all.Events = append(all.Events, page.Events...)
+		}
+		// A next that does not move on would loop for ever: stop there.
+		if page.Next == nil || *page.Next <= after {
+			all.Next = nil
+			return all, nil
+		}
+		after = *page.Next
+	}
+}
+
+// HistoryPage reads at most limit events of a case after the first
+// `after` ones (0: from the start; limit 0: the server's default).
+func (c *Client) HistoryPage(ctx context.Context, caseID string, after uint64, limit int) (*History, error) {
+	q := url.Values{}
+	if after > 0 {
+		q.Set("after", strconv.FormatUint(after, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/cases/" + url.PathEscape(caseID) + "/history"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
 	var out History
-	if err := c.do(ctx, "GET", "/v1/cases/"+url.PathEscape(caseID)+"/history", nil, &out, nil); err != nil {
+	if err := c.do(ctx, "GET", path, nil, &out, nil); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -6,6 +6,9 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+
+	"github.com/whistle-gov/whistle/adapters/httpapi"
+	"github.com/whistle-gov/whistle/domain"
 )
 
 // options are whistled's settings; each flag --name is also WHISTLE_NAME in
@@ -25,6 +28,13 @@ type options struct {
 	// pprof serves /debug/pprof/ on the API address, for profiling.
 	pprof    bool
 	logLevel string
+	// maxInFlight and maxStreams bound the requests served at once and the
+	// event streams per principal (load shedding); maxEventsPerCase bounds
+	// a case's events (the CLI's history pages, the case does not grow
+	// without end).
+	maxInFlight      int
+	maxStreams       int
+	maxEventsPerCase int
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -43,6 +53,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.groupCommit, "group-commit", "auto", "JetStream store: packed: the packed log, every waiting commit in one message, one writer at a time (DESIGN.md §11; needs --fsync always on the embedded server); on: atomic batches sharing one fsync; off: one message per commit; auto: packed where there are fsyncs to share (--fsync always, or an external NATS) unless the data holds a log written one message per commit (then on), off on an embedded server with --fsync interval")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's profiles on /debug/pprof/ (no authentication: for a trusted network only)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&o.maxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests served at once (event streams aside); more are answered 503 with Retry-After; /healthz, /readyz and /metrics are never shed; 0: no bound")
+	fs.IntVar(&o.maxStreams, "max-streams-per-principal", httpapi.DefaultMaxStreamsPerPrincipal, "event streams (queues, notifications) one principal may keep open; more are answered 429 with Retry-After; 0: no bound")
+	fs.IntVar(&o.maxEventsPerCase, "max-events-per-case", domain.DefaultMaxEventsPerCase, "events one case may hold; a command past it is answered 409 case_event_limit (commands that settle a case have a margin: DESIGN.md §9)")
 
 	given := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
@@ -88,6 +101,12 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	}
 	if o.store != "jetstream" && !strings.HasPrefix(o.store, "esdb://") && !strings.HasPrefix(o.store, "esdb+discover://") {
 		return o, fmt.Errorf("--store %q: want jetstream or an esdb:// URL", o.store)
+	}
+	if o.maxInFlight < 0 || o.maxStreams < 0 {
+		return o, fmt.Errorf("--max-in-flight %d, --max-streams-per-principal %d: want 0 (no bound) or more", o.maxInFlight, o.maxStreams)
+	}
+	if o.maxEventsPerCase < 10 {
+		return o, fmt.Errorf("--max-events-per-case %d: want 10 or more (a case's ordinary course takes several)", o.maxEventsPerCase)
 	}
 	if o.principals == "" {
 		o.principals = filepath.Join(o.data, "principals.json")

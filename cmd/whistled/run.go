@@ -96,6 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	handler := casehandler.New(store, dir, time.Now, log)
+	handler.SetMaxEvents(opts.maxEventsPerCase)
 	// One cache of case states and one subscription to the log, shared by
 	// the handler and every follower (casestate, follow).
 	cases := casestate.New(store, 0)
@@ -133,7 +134,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			return started.ready(ctx)
 		},
-		Observer: mtr,
+		Observer:               mtr,
+		MaxInFlight:            opts.maxInFlight,
+		MaxStreamsPerPrincipal: opts.maxStreams,
 	}
 	started.serve(&apiCfg)
 	api := httpapi.New(apiCfg)
