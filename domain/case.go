@@ -74,6 +74,8 @@ type Case struct {
 	AcceptedAt   *time.Time `json:"accepted_at,omitempty"`
 	ReturnedAt   *time.Time `json:"returned_at,omitempty"`
 	ReturnReason string     `json:"return_reason,omitempty"`
+	// Attachments: the case's files in the order they were added.
+	Attachments []Attachment `json:"attachments,omitempty"`
 
 	// LastHash is the hash of the latest event, to continue the chain.
 	LastHash string `json:"-"`
@@ -122,6 +124,7 @@ func (c *Case) Clone() *Case {
 		ac := *a
 		cp.Assignments[i] = &ac
 	}
+	cp.Attachments = slices.Clone(c.Attachments)
 	cp.Commands = maps.Clone(c.Commands)
 	cp.Escalations = maps.Clone(c.Escalations)
 	return &cp
@@ -294,6 +297,8 @@ func (c *Case) Evolve(e Event, at time.Time) {
 	case SatisfactionRated:
 		r := e.Rating
 		c.Rating = &r
+	case AttachmentAdded:
+		c.Attachments = append(c.Attachments, Attachment{SHA256: e.SHA256, Name: e.Name, Type: e.Type, Size: e.Size, By: e.By})
 	case RequesterRevealed:
 	case RequesterForgotten:
 		c.RequesterForgotten = true

@@ -62,7 +62,11 @@ type Report struct{ Assignee, Note string }
 type NoteProgress struct{ Assignee, Note string }
 
 // Resolve: an assignee has done its part. Mediation is required for disputes.
-type Resolve struct{ Assignee, Note, Mediation string }
+// Evidence names attachments of the case (their sha256) that show the work.
+type Resolve struct {
+	Assignee, Note, Mediation string
+	Evidence                  []string
+}
 
 // Decline: an assignee gives its part back to the street.
 type Decline struct{ Assignee, Reason, Suggest string }
@@ -82,6 +86,9 @@ type Verify struct {
 	Accepted bool
 	Note     string
 	Reply    string
+	// Evidence names attachments of the case (their sha256) the street
+	// verified against.
+	Evidence []string
 }
 
 // Rate: the street records the resident's rating.
@@ -160,6 +167,8 @@ func Authorize(c *Case, actor Actor, cmd Command) error {
 		return mustBeAssignee(cmd.Assignee)
 	case Claim:
 		return mustBeAssignee(cmd.Assignee)
+	case AddAttachment:
+		return authorizeAttachment(c, actor, cmd)
 	case CheckDeadlines:
 		if actor.Role != ActorSystem {
 			return refuse(ErrNotYours, "", "only the SLA watcher checks deadlines")
@@ -279,7 +288,12 @@ func Decide(c *Case, cmd Command, dir *Directory, now time.Time) ([]Event, error
 		return []Event{NeedClaimed{Assignee: a.Assignee, Role: RoleLead, ResolveBy: resolveBy, Note: cmd.Note}}, nil
 	case Route:
 		return decideRoute(c, cmd, dir, now)
+	case AddAttachment:
+		return decideAddAttachment(c, cmd)
 	case Verify:
+		if err := CheckEvidence(c, cmd.Evidence); err != nil {
+			return nil, err
+		}
 		if err := checkText("note", cmd.Note, MaxText); err != nil {
 			return nil, err
 		}
@@ -296,9 +310,9 @@ func Decide(c *Case, cmd Command, dir *Directory, now time.Time) ([]Event, error
 			return nil, refuse(ErrInvalidValue, "reply", "a ticket's case closes with a reply to its platform %s", c.Source.Platform)
 		}
 		if cmd.Accepted {
-			return []Event{ResolutionVerified{Note: cmd.Note, Reply: cmd.Reply}, CaseClosed{}}, nil
+			return []Event{ResolutionVerified{Note: cmd.Note, Reply: cmd.Reply, Evidence: cmd.Evidence}, CaseClosed{}}, nil
 		}
-		return []Event{ResolutionRejected{Note: cmd.Note}}, nil
+		return []Event{ResolutionRejected{Note: cmd.Note, Evidence: cmd.Evidence}}, nil
 	case Rate:
 		return nil, refuse(ErrInvalidTransition, "", "a rating follows closure; this case is %s", c.Status)
 	case CheckDeadlines:
@@ -405,6 +419,9 @@ func routeByCategory(c *Case, dir *Directory, category *Category, community *Com
 }
 
 func decideResolve(c *Case, cmd Resolve) ([]Event, error) {
+	if err := CheckEvidence(c, cmd.Evidence); err != nil {
+		return nil, err
+	}
 	if err := checkText("note", cmd.Note, MaxText); err != nil {
 		return nil, err
 	}
@@ -432,7 +449,7 @@ func decideResolve(c *Case, cmd Resolve) ([]Event, error) {
 	default:
 		return nil, refuse(ErrInvalidTransition, "", "%s cannot resolve: its assignment is %s", a.Assignee, a.Status)
 	}
-	return []Event{AssignmentResolved{Assignee: a.Assignee, Role: a.Role, Note: cmd.Note, Mediation: mediation}}, nil
+	return []Event{AssignmentResolved{Assignee: a.Assignee, Role: a.Role, Note: cmd.Note, Mediation: mediation, Evidence: cmd.Evidence}}, nil
 }
 
 func decideRoute(c *Case, cmd Route, dir *Directory, now time.Time) ([]Event, error) {

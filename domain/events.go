@@ -112,6 +112,8 @@ type AssignmentResolved struct {
 	Role      Role      `json:"role"`
 	Note      string    `json:"note,omitempty"`
 	Mediation Mediation `json:"mediation,omitempty"`
+	// Evidence: sha256s of the case's attachments that show the work.
+	Evidence []string `json:"evidence,omitempty"`
 }
 
 // ResolutionVerified: the street accepts the result. Reply is the answer
@@ -119,11 +121,14 @@ type AssignmentResolved struct {
 type ResolutionVerified struct {
 	Note  string `json:"note,omitempty"`
 	Reply string `json:"reply,omitempty"`
+	// Evidence: sha256s of the case's attachments verified against.
+	Evidence []string `json:"evidence,omitempty"`
 }
 
 // ResolutionRejected: the street sends the result back.
 type ResolutionRejected struct {
-	Note string `json:"note,omitempty"`
+	Note     string   `json:"note,omitempty"`
+	Evidence []string `json:"evidence,omitempty"`
 }
 
 // CaseClosed ends the case.
@@ -188,6 +193,8 @@ func DecodeEvent(eventType string, data []byte) (Event, error) {
 		e = &TicketAccepted{}
 	case TypeTicketReturned:
 		e = &TicketReturned{}
+	case TypeAttachmentAdded:
+		e = &AttachmentAdded{}
 	default:
 		return nil, fmt.Errorf("domain: unknown event type %q", eventType)
 	}
@@ -238,6 +245,8 @@ func deref(e Event) Event {
 	case *TicketAccepted:
 		return *v
 	case *TicketReturned:
+		return *v
+	case *AttachmentAdded:
 		return *v
 	}
 	return e

@@ -51,6 +51,9 @@ type openCaseSnap struct {
 	Assignments []openAssignmentSnap `json:"assignments"`
 	Mediation   *domain.Mediation    `json:"mediation,omitempty"`
 	Escalations []domain.Escalation  `json:"escalations,omitempty"`
+	// Attachments: the case's files (absent in snapshots written before
+	// attachments existed, which had none).
+	Attachments []domain.Attachment `json:"attachments,omitempty"`
 }
 
 type openAssignmentSnap struct {
@@ -64,7 +67,8 @@ type openAssignmentSnap struct {
 
 // openCaseSnapOf is the domain state of an open case beyond its summary.
 func openCaseSnapOf(c *domain.Case) *openCaseSnap {
-	o := &openCaseSnap{Assignments: make([]openAssignmentSnap, len(c.Assignments)), Mediation: c.Mediation, Escalations: escalations(c)}
+	o := &openCaseSnap{Assignments: make([]openAssignmentSnap, len(c.Assignments)), Mediation: c.Mediation, Escalations: escalations(c),
+		Attachments: c.Attachments}
 	for i, a := range c.Assignments {
 		o.Assignments[i] = openAssignmentSnap{ReportedAt: a.ReportedAt, ResolvedAt: a.ResolvedAt, DeclineReason: a.DeclineNote,
 			DeclineSuggest: a.DeclineSuggest, MissedReport: a.MissedReport, MissedResolve: a.MissedResolve}
@@ -332,6 +336,28 @@ func (e *snapWriter) open(c *domain.Case) {
 		}
 		e.raw("]")
 	}
+	if len(c.Attachments) > 0 {
+		e.raw(`,"attachments":[`)
+		for j, x := range c.Attachments {
+			if j > 0 {
+				e.raw(",")
+			}
+			e.raw(`{"sha256":`)
+			e.str(x.SHA256)
+			e.raw(`,"name":`)
+			e.str(x.Name)
+			e.raw(`,"type":`)
+			e.str(x.Type)
+			e.raw(`,"size":`)
+			e.int(x.Size)
+			e.raw(`,"by":{"role":`)
+			e.str(string(x.By.Role))
+			e.raw(`,"id":`)
+			e.str(x.By.ID)
+			e.raw("}}")
+		}
+		e.raw("]")
+	}
 	e.raw("}")
 }
 
@@ -427,7 +453,7 @@ func restoreOpenCase(s *CaseSummary, o *openCaseSnap) (*domain.Case, error) {
 	c := &domain.Case{
 		ID: s.CaseID, Street: s.Street, Community: s.Community, Category: s.Category, Kind: s.Kind, Urgency: s.Urgency,
 		Title: s.Title, Status: s.Status, Version: s.Version, RaisedAt: &raised, Mediation: o.Mediation,
-		Assignments: make([]*domain.Assignment, len(s.Assignments)),
+		Assignments: make([]*domain.Assignment, len(s.Assignments)), Attachments: o.Attachments,
 	}
 	for i, a := range s.Assignments {
 		x := o.Assignments[i]

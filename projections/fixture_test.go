@@ -121,6 +121,8 @@ func (w *world) actorFor(c *domain.Case, cmd domain.Command) domain.Actor {
 		return domain.Actor{Role: domain.ActorStreet, ID: c.Street}
 	case domain.CheckDeadlines:
 		return domain.Actor{Role: domain.ActorSystem, ID: "sla-watcher"}
+	case domain.AddAttachment:
+		return cmd.By
 	case domain.Report:
 		assignee = cmd.Assignee
 	case domain.NoteProgress:
@@ -283,15 +285,20 @@ func simulate(t testing.TB, seed uint64, steps int) *world {
 						m = string(domain.MediationFailure)
 					}
 				}
-				cmds = append(cmds, domain.Resolve{Assignee: a.Assignee, Mediation: m}, domain.NoteProgress{Assignee: a.Assignee, Note: "on it"})
+				cmds = append(cmds, domain.Resolve{Assignee: a.Assignee, Mediation: m, Evidence: evidenceOf(c)}, domain.NoteProgress{Assignee: a.Assignee, Note: "on it"})
 				if r.Float64() < 0.05 {
 					cmds = append(cmds, domain.Decline{Assignee: a.Assignee, Reason: "handed over"})
 				}
 			}
 		}
+		if r.Float64() < 0.1 {
+			w.seq++
+			by := domain.Actor{Role: domain.ActorStreet, ID: c.Street}
+			cmds = append(cmds, domain.AddAttachment{SHA256: fmt.Sprintf("%064x", w.seq), Name: "现场.jpg", Type: domain.MediaJPEG, Size: 1000 + int64(w.seq), By: by})
+		}
 		switch c.Status {
 		case domain.StatusResolved:
-			cmds = append(cmds, domain.Verify{Accepted: r.Float64() < 0.7})
+			cmds = append(cmds, domain.Verify{Accepted: r.Float64() < 0.7, Evidence: evidenceOf(c)})
 		case domain.StatusUnassigned:
 			cmds = append(cmds, domain.Route{Lead: pick(assignees)})
 		default:
@@ -307,6 +314,14 @@ func simulate(t testing.TB, seed uint64, steps int) *world {
 		}
 	}
 	return w
+}
+
+// evidenceOf names the case's first attachment as evidence, when it has one.
+func evidenceOf(c *domain.Case) []string {
+	if len(c.Attachments) == 0 {
+		return nil
+	}
+	return []string{c.Attachments[0].SHA256}
 }
 
 func isRefusal(err error) bool {
@@ -330,7 +345,7 @@ func TestSimulationCoversEveryEventType(t *testing.T) {
 		domain.TypeWhistleRaised, domain.TypeAssignmentMade, domain.TypeAssignmentReported, domain.TypeAssignmentOverdue,
 		domain.TypeCaseEscalated, domain.TypeProgressNoted, domain.TypeAssignmentDeclined, domain.TypeNeedClaimed,
 		domain.TypeAssignmentResolved, domain.TypeResolutionVerified, domain.TypeResolutionRejected,
-		domain.TypeCaseClosed, domain.TypeSatisfactionRated,
+		domain.TypeCaseClosed, domain.TypeSatisfactionRated, domain.TypeAttachmentAdded,
 	} {
 		if got[typ] == 0 {
 			t.Errorf("the fixture has no %s", typ)

@@ -122,13 +122,14 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 		}
 	case "resolve":
 		var body struct {
-			Note      string `json:"note"`
-			Mediation string `json:"mediation"`
+			Note      string   `json:"note"`
+			Mediation string   `json:"mediation"`
+			Evidence  []string `json:"evidence"`
 		}
 		if !decodeBody(w, r, &body, true) {
 			return
 		}
-		cmd = domain.Resolve{Assignee: actor.ID, Note: body.Note, Mediation: body.Mediation}
+		cmd = domain.Resolve{Assignee: actor.ID, Note: body.Note, Mediation: body.Mediation, Evidence: body.Evidence}
 	case "decline":
 		var body struct {
 			Reason  string `json:"reason"`
@@ -149,8 +150,9 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 		cmd = domain.Route{Lead: body.Lead, Assist: body.Assist}
 	case "verify":
 		var body struct {
-			Accepted *bool  `json:"accepted"`
-			Note     string `json:"note"`
+			Accepted *bool    `json:"accepted"`
+			Note     string   `json:"note"`
+			Evidence []string `json:"evidence"`
 		}
 		if !decodeBody(w, r, &body, false) {
 			return
@@ -159,7 +161,7 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnprocessableEntity, "invalid_value", "accepted (true or false) is required", "accepted")
 			return
 		}
-		cmd = domain.Verify{Accepted: *body.Accepted, Note: body.Note}
+		cmd = domain.Verify{Accepted: *body.Accepted, Note: body.Note, Evidence: body.Evidence}
 	case "rate":
 		var body struct {
 			Rating string `json:"rating"`
