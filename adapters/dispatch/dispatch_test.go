@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,4 +319,70 @@ func TestBacklogGoesOutInAtomicBatches(t *testing.T) {
 	if batched < minAtomicBatch {
 		t.Errorf("%d of %d messages came in an atomic batch, want the backlog's", batched, len(msgs))
 	}
+}
+
+// TestAsyncStreamCheckpointTrailsWhatIsOnDisk: with the stream stored
+// without an fsync per message, the checkpoint moves only to what was
+// acknowledged DurableAfter ago, so a crash that takes the stream's
+// unsynced tail also leaves it behind the checkpoint: the lost messages are
+// published again under their ids, nothing twice; no atomic batch is used.
+func TestAsyncStreamCheckpointTrailsWhatIsOnDisk(t *testing.T) {
+	env := coretest.Start(t, coretest.Options{SyncAlways: true})
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	cfg := Config{Stream: StreamOptions{Async: true, DuplicateWindow: 100 * time.Millisecond}, CheckpointEvery: 10 * time.Millisecond,
+		DurableAfter: time.Hour, Now: now, AtomicBatches: true}
+	d, stop := startDispatcher(t, env, cfg)
+	if info := d.stream.CachedInfo(); info.Config.PersistMode != jetstream.AsyncPersistMode || d.atomicOK {
+		t.Fatalf("persist mode %v, atomic batches %v; want async and none", info.Config.PersistMode, d.atomicOK)
+	}
+	var cases []string
+	for i := 0; i < 10; i++ {
+		c := env.Raise(t, "river-pollution", "routine")
+		env.Do(t, c.ID, coretest.Ecology, domain.Report{Assignee: "ecology-bureau"})
+		cases = append(cases, c.ID)
+	}
+	before := dispatchedAll(t, env, cases...)
+	time.Sleep(100 * time.Millisecond) // ten checkpoint ticks
+	stop()
+	if cp, err := d.loadCheckpoint(context.Background()); err != nil || cp.Position != 0 || cp.Sequence != 0 {
+		t.Fatalf("checkpoint %+v (%v) written before anything was old enough to be on disk", cp, err)
+	}
+
+	// The crash takes the stream's last three messages, never synced.
+	lost := map[string]bool{}
+	for _, m := range before[len(before)-3:] {
+		if err := d.stream.DeleteMsg(context.Background(), m.seq); err != nil {
+			t.Fatal(err)
+		}
+		lost[m.msgID] = true
+	}
+	time.Sleep(300 * time.Millisecond) // the duplicate window cannot help any more
+	d2, _ := startDispatcher(t, env, cfg)
+	after := dispatchedAll(t, env, cases...)
+	noDuplicates(t, after)
+	have := map[string]bool{}
+	for _, m := range after {
+		have[m.msgID] = true
+	}
+	for _, m := range before {
+		if !have[m.msgID] {
+			t.Errorf("message %s lost", m.msgID)
+		}
+	}
+
+	// Once the acknowledgements are old enough, the checkpoint follows.
+	offset.Store(int64(2 * time.Hour))
+	cases = append(cases, env.Raise(t, "neighbour-dispute", "routine").ID)
+	dispatchedAll(t, env, cases...)
+	coretest.Eventually(t, 5*time.Second, "the checkpoint moves once the acknowledgements are on disk", func() error {
+		cp, err := d2.loadCheckpoint(context.Background())
+		if err != nil {
+			return err
+		}
+		if cp.Position == 0 {
+			return fmt.Errorf("checkpoint %+v", cp)
+		}
+		return nil
+	})
 }

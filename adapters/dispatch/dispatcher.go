@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -79,6 +80,14 @@ type Config struct {
 	// costs the server a fixed few milliseconds to stage, which with
 	// interval syncing is pure delay (BENCHMARKS.md).
 	AtomicBatches bool
+	// DurableAfter is, for a stream stored without an fsync per message
+	// (StreamOptions.Async), how long after its acknowledgement a message
+	// is taken as on disk: a few of the server's sync intervals. The
+	// checkpoint then moves only to what was acknowledged that long ago.
+	// Ignored (every acknowledgement is durable) for a stream that syncs.
+	DurableAfter time.Duration
+	// Now is the clock of DurableAfter; default time.Now.
+	Now func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -100,6 +109,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Cases == nil {
 		c.Cases = casestate.New(c.Store, 0)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 }
 
@@ -160,7 +172,12 @@ func New(ctx context.Context, cfg Config) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatch: bucket %s: %w", LeaseBucket, err)
 	}
 	info := stream.CachedInfo()
-	atomicOK := cfg.AtomicBatches && info != nil && info.Config.AllowAtomicPublish
+	async := info != nil && info.Config.PersistMode == jetstream.AsyncPersistMode
+	if !async {
+		cfg.DurableAfter = 0
+	}
+	// Atomic batches share fsyncs; a stream without them has none to share.
+	atomicOK := cfg.AtomicBatches && !async && info != nil && info.Config.AllowAtomicPublish
 	return &Dispatcher{cfg: cfg, js: js, stream: stream, ckpt: ckpt, lease: lease, atomicOK: atomicOK}, nil
 }
 
@@ -278,6 +295,14 @@ type leadState struct {
 	// found by the scan may lie anywhere above it.
 	floorSeq uint64
 	saved    Checkpoint
+	// acked holds, with a DurableAfter, the checkpoints reached and when,
+	// oldest first, until they are old enough to be written.
+	acked []ackedCheckpoint
+}
+
+type ackedCheckpoint struct {
+	at time.Time
+	cp Checkpoint
 }
 
 // checkpoint is the checkpoint the state allows writing.
@@ -383,8 +408,8 @@ func (d *Dispatcher) loadCheckpoint(ctx context.Context) (Checkpoint, error) {
 // and retried at the next tick: a stale checkpoint costs work, never a
 // wrong dispatch.
 func (d *Dispatcher) saveCheckpoint(ctx context.Context, st *leadState) {
-	cp := st.checkpoint(d.cfg.Instance)
-	if cp.Position == st.saved.Position && cp.Sequence == st.saved.Sequence {
+	cp, ok := d.durableCheckpoint(st)
+	if !ok || cp.Position == st.saved.Position && cp.Sequence == st.saved.Sequence {
 		return
 	}
 	b, _ := json.Marshal(cp)
@@ -393,6 +418,26 @@ func (d *Dispatcher) saveCheckpoint(ctx context.Context, st *leadState) {
 		return
 	}
 	st.saved = cp
+}
+
+// durableCheckpoint is the newest checkpoint that is surely on disk: the
+// one reached now, or with a DurableAfter the newest acknowledged at least
+// that long ago (false: none yet).
+func (d *Dispatcher) durableCheckpoint(st *leadState) (Checkpoint, bool) {
+	if d.cfg.DurableAfter <= 0 {
+		return st.checkpoint(d.cfg.Instance), true
+	}
+	cutoff := d.cfg.Now().Add(-d.cfg.DurableAfter)
+	n := 0
+	for n < len(st.acked) && !st.acked[n].at.After(cutoff) {
+		n++
+	}
+	if n == 0 {
+		return Checkpoint{}, false
+	}
+	cp := st.acked[n-1].cp
+	st.acked = slices.Delete(st.acked, 0, n)
+	return cp, true
 }
 
 // scan reads the ids of the messages stored after the checkpoint's sequence:
@@ -515,6 +560,9 @@ func (d *Dispatcher) publishBatch(ctx context.Context, batch []follow.Commit, st
 		st.skip = nil // every commit the scan found dispatches for is behind us
 	}
 	d.published.Store(st.pos)
+	if d.cfg.DurableAfter > 0 {
+		st.acked = append(st.acked, ackedCheckpoint{at: d.cfg.Now(), cp: st.checkpoint(d.cfg.Instance)})
+	}
 	return nil
 }
 

@@ -15,6 +15,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -78,6 +79,13 @@ type StreamOptions struct {
 	DuplicateWindow time.Duration
 	// MaxAge; default DefaultMaxAge.
 	MaxAge time.Duration
+	// Async stores the stream without an fsync per message (PersistMode
+	// async; one replica only): its messages are derived from the log, and
+	// the dispatcher's checkpoint trails what is surely on disk (see
+	// Config.DurableAfter), so what a crash takes from the stream's tail is
+	// published again, under the same message ids. A stream that exists
+	// keeps the mode it was created with (the server cannot change it).
+	Async bool
 }
 
 func (o *StreamOptions) setDefaults() {
@@ -110,6 +118,17 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 		// The dispatcher writes what the log runs ahead by as atomic
 		// batches, which share one fsync (see publishAtomic).
 		AllowAtomicPublish: true,
+	}
+	if opts.Async {
+		cfg.PersistMode = jetstream.AsyncPersistMode
+	}
+	if old, err := js.Stream(ctx, StreamName); err == nil {
+		cfg.PersistMode = old.CachedInfo().Config.PersistMode
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("dispatch: stream %s: %w", StreamName, err)
+	}
+	if cfg.PersistMode == jetstream.AsyncPersistMode {
+		cfg.AllowAtomicPublish = false // the server refuses both; without fsyncs there is nothing to share
 	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/whistle-gov/whistle/adapters/dispatch"
 	"github.com/whistle-gov/whistle/adapters/httpapi"
+	"github.com/whistle-gov/whistle/adapters/natsbus"
 )
 
 // The dispatcher (log → whistle.dispatch.<assignee> and
@@ -24,10 +25,12 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 		Conn:     d.bus.nc,
 		Log:      log,
 		Instance: instanceName(d.opts.data),
-		Stream:   dispatch.StreamOptions{Replicas: d.opts.replicas},
-		// Dispatch messages are fsynced like commits: share the fsyncs
-		// where group commit shares the log's.
+		Stream:   dispatchStream(d),
+		// Where dispatch messages are fsynced like commits (not on the
+		// embedded server: dispatchStream), share the fsyncs where group
+		// commit shares the log's.
 		AtomicBatches: d.opts.groupCommitOn(),
+		DurableAfter:  3 * natsbus.EmbeddedSyncInterval,
 		Cases:         d.cases,
 		Follow:        d.follow,
 	})
@@ -58,6 +61,16 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 		cancel()
 		wg.Wait()
 	}}, nil
+}
+
+// dispatchStream configures the dispatch stream. On the embedded server it
+// is stored without an fsync per message: it is derived from the log, the
+// server dies with this process, and the dispatcher's checkpoint trails
+// what the server has synced (DurableAfter), so a crash loses nothing that
+// is not published again (DESIGN.md §11). On an external NATS it syncs as
+// the server is configured to.
+func dispatchStream(d *deps) dispatch.StreamOptions {
+	return dispatch.StreamOptions{Replicas: d.opts.replicas, Async: d.bus.embedded != nil && d.opts.replicas == 1}
 }
 
 // instanceName names this whistled for the dispatcher's lease: the same for

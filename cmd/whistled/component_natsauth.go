@@ -26,7 +26,7 @@ func startNATSAuth(ctx context.Context, d *deps) (running, error) {
 		return running{}, err
 	}
 	// Created here, before the dispatcher, for the consumers; it is idempotent.
-	if _, err := dispatch.EnsureStream(ctx, js, dispatch.StreamOptions{Replicas: d.opts.replicas}); err != nil {
+	if _, err := dispatch.EnsureStream(ctx, js, dispatchStream(d)); err != nil {
 		return running{}, err
 	}
 	actors := d.principals.Actors()

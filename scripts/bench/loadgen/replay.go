@@ -45,7 +45,12 @@ func replayDir(ctx context.Context, data string, log *zap.Logger) (replayResult,
 		return replayResult{}, err
 	}
 	defer nc.Close()
-	store, err := jetstream.Open(ctx, nc, jetstream.Config{})
+	// The log as whistled wrote it: one message per commit, or packed.
+	perMessage, err := jetstream.HoldsPerMessageLog(ctx, nc, jetstream.Config{})
+	if err != nil {
+		return replayResult{}, err
+	}
+	store, err := jetstream.Open(ctx, nc, jetstream.Config{Packed: !perMessage})
 	if err != nil {
 		return replayResult{}, err
 	}
