@@ -50,7 +50,12 @@ func replayDir(ctx context.Context, data string, log *zap.Logger) (replayResult,
 	if err != nil {
 		return replayResult{}, err
 	}
-	store, err := jetstream.Open(ctx, nc, jetstream.Config{Packed: !perMessage})
+	cfg := jetstream.Config{}
+	if !perMessage {
+		// As whistled opens it on its embedded server.
+		cfg = jetstream.Config{Packed: true, IndexAsync: true, IndexDurableAfter: 3 * natsbus.EmbeddedSyncInterval}
+	}
+	store, err := jetstream.Open(ctx, nc, cfg)
 	if err != nil {
 		return replayResult{}, err
 	}
