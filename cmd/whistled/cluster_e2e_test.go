@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
-	"github.com/whistle-gov/whistle/adapters/eventstore/esdb/esdbdouble"
+	"github.com/whistle-gov/whistle/adapters/eventstore/esdb/esdbtest"
 	"github.com/whistle-gov/whistle/adapters/eventstore/jetstream"
 	"github.com/whistle-gov/whistle/cmd/whistled/whistledtest"
 )
@@ -308,11 +308,11 @@ func tail(s string, n int) string {
 }
 
 // TestEventStoreDBSwitch runs whistled with --store esdb://... against the
-// wire-level EventStoreDB double (see adapters/eventstore/esdb/esdbdouble):
+// wire-level EventStoreDB double (see adapters/eventstore/esdb/esdbtest):
 // the store is switched by the flag alone, the API works unchanged, and a
 // restart reads the log back from the store.
 func TestEventStoreDBSwitch(t *testing.T) {
-	d, err := esdbdouble.Start(esdbdouble.Options{})
+	d, err := esdbtest.Start(esdbtest.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

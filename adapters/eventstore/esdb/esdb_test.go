@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/whistle-gov/whistle/adapters/eventstore"
-	"github.com/whistle-gov/whistle/adapters/eventstore/esdb/esdbdouble"
+	"github.com/whistle-gov/whistle/adapters/eventstore/esdb/esdbtest"
 	"github.com/whistle-gov/whistle/adapters/eventstore/storetest"
 )
 
@@ -88,9 +88,9 @@ func TestConformanceLive(t *testing.T) {
 
 // ---- the wire-level double ----
 
-func startDouble(t testing.TB, opts esdbdouble.Options) *esdbdouble.Server {
+func startDouble(t testing.TB, opts esdbtest.Options) *esdbtest.Server {
 	t.Helper()
-	d, err := esdbdouble.Start(opts)
+	d, err := esdbtest.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,10 +105,10 @@ func startDouble(t testing.TB, opts esdbdouble.Options) *esdbdouble.Server {
 func TestConformanceDouble(t *testing.T) {
 	for _, mode := range []struct {
 		name string
-		opts esdbdouble.Options
+		opts esdbtest.Options
 	}{
-		{"server-idempotency", esdbdouble.Options{}},
-		{"client-recognition", esdbdouble.Options{NoIdempotency: true}},
+		{"server-idempotency", esdbtest.Options{}},
+		{"client-recognition", esdbtest.Options{NoIdempotency: true}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			d := startDouble(t, mode.opts)
@@ -155,7 +155,7 @@ func TestLostAckRecognised(t *testing.T) {
 	for _, noIdem := range []bool{false, true} {
 		t.Run(fmt.Sprintf("server-idempotency=%v", !noIdem), func(t *testing.T) {
 			ctx := testCtx(t)
-			d := startDouble(t, esdbdouble.Options{NoIdempotency: noIdem})
+			d := startDouble(t, esdbtest.Options{NoIdempotency: noIdem})
 			s := open(t, Config{URL: d.URL()})
 			stream := newStream()
 			mustAppend(t, ctx, s, stream, 0, newEvents(1))
@@ -182,7 +182,7 @@ func TestLostAckRecognised(t *testing.T) {
 
 func TestLostAckWithoutRetriesThenCallerRetries(t *testing.T) {
 	ctx := testCtx(t)
-	d := startDouble(t, esdbdouble.Options{NoIdempotency: true})
+	d := startDouble(t, esdbtest.Options{NoIdempotency: true})
 	s := open(t, Config{URL: d.URL(), Retries: -1})
 	stream := newStream()
 	d.LoseAcks(1)
@@ -206,7 +206,7 @@ func TestLostAckWithoutRetriesThenCallerRetries(t *testing.T) {
 
 func TestIdempotentServerAnswerForOlderCommitIsConflict(t *testing.T) {
 	ctx := testCtx(t)
-	d := startDouble(t, esdbdouble.Options{})
+	d := startDouble(t, esdbtest.Options{})
 	s := open(t, Config{URL: d.URL()})
 	stream := newStream()
 	first := newEvents(2)
@@ -224,7 +224,7 @@ func TestIdempotentServerAnswerForOlderCommitIsConflict(t *testing.T) {
 // and Head.
 func TestGlobalLogSkipsOtherStreams(t *testing.T) {
 	ctx := testCtx(t)
-	d := startDouble(t, esdbdouble.Options{})
+	d := startDouble(t, esdbtest.Options{})
 	s := open(t, Config{URL: d.URL(), ReadBatch: 3})
 	stream := newStream()
 	var want []eventstore.AppendResult
@@ -267,7 +267,7 @@ func TestGlobalLogSkipsOtherStreams(t *testing.T) {
 
 func TestForeignEventInOwnStreamReported(t *testing.T) {
 	ctx := testCtx(t)
-	d := startDouble(t, esdbdouble.Options{})
+	d := startDouble(t, esdbtest.Options{})
 	s := open(t, Config{URL: d.URL()})
 	stream := newStream()
 	mustAppend(t, ctx, s, stream, 0, newEvents(1))
@@ -345,7 +345,7 @@ func checkCommits(t *testing.T, got []eventstore.Commit, want []eventstore.Appen
 
 func TestSubscriptionResubscribesAfterDrop(t *testing.T) {
 	ctx := testCtx(t)
-	d := startDouble(t, esdbdouble.Options{})
+	d := startDouble(t, esdbtest.Options{})
 	s := open(t, Config{URL: d.URL()})
 	stream := newStream()
 	var want []eventstore.AppendResult
@@ -371,7 +371,7 @@ func TestSubscriptionResubscribesAfterDrop(t *testing.T) {
 // store opens a new one, and both appends and the subscription go on.
 func TestServerRestart(t *testing.T) {
 	ctx := testCtx(t)
-	d := startDouble(t, esdbdouble.Options{})
+	d := startDouble(t, esdbtest.Options{})
 	s := open(t, Config{URL: d.URL(), Retries: 10})
 	stream := newStream()
 	first := mustAppend(t, ctx, s, stream, 0, newEvents(1))
@@ -397,7 +397,7 @@ func TestServerRestart(t *testing.T) {
 
 func TestGossipSeeds(t *testing.T) {
 	ctx := testCtx(t)
-	d := startDouble(t, esdbdouble.Options{})
+	d := startDouble(t, esdbtest.Options{})
 	// Two seeds (the same node twice): the client reads gossip and picks
 	// the leader.
 	s := open(t, Config{URL: fmt.Sprintf("esdb://%s,%s?tls=false", d.Addr(), d.Addr())})
@@ -420,7 +420,7 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 	// No server: a bounded wait, then an error without the password.
-	d := startDouble(t, esdbdouble.Options{})
+	d := startDouble(t, esdbtest.Options{})
 	addr := d.Addr()
 	d.Stop()
 	start := time.Now()
@@ -432,7 +432,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestAppendRefusesBadEvents(t *testing.T) {
 	ctx := testCtx(t)
-	d := startDouble(t, esdbdouble.Options{})
+	d := startDouble(t, esdbtest.Options{})
 	s := open(t, Config{URL: d.URL()})
 	stream := newStream()
 	for _, evs := range [][]eventstore.EventData{

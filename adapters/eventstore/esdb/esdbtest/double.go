@@ -1,4 +1,4 @@
-// Package esdbdouble is a test double of an EventStoreDB server: a gRPC
+// Package esdbtest is a test double of an EventStoreDB server: a gRPC
 // server on loopback built on the generated server interfaces of
 // github.com/EventStore/EventStore-Client-Go/v4 (protos/streams,
 // protos/serverfeatures, protos/gossip), holding its log in memory.
@@ -33,7 +33,7 @@
 //
 // Delete, Tombstone, BatchAppend, stream subscriptions and persistent
 // subscriptions answer Unimplemented.
-package esdbdouble
+package esdbtest
 
 import (
 	"context"
@@ -138,7 +138,7 @@ func (s *Server) listen(addr string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		return fmt.Errorf("esdbdouble: listen on %s: %w", addr, err)
+		return fmt.Errorf("esdbtest: listen on %s: %w", addr, err)
 	}
 	srv := grpc.NewServer(grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 		// The client pings every 10s, even without calls in flight.
@@ -183,7 +183,7 @@ func (s *Server) Restart() error {
 	running, addr := s.srv != nil, s.addr
 	s.mu.Unlock()
 	if running {
-		return errors.New("esdbdouble: Restart while running")
+		return errors.New("esdbtest: Restart while running")
 	}
 	return s.listen(addr)
 }
@@ -437,7 +437,7 @@ func (x *streamsService) Append(srv streams.Streams_AppendServer) error {
 	defer s.notify()
 
 	if n := s.loseAcks.Load(); n > 0 && s.loseAcks.CompareAndSwap(n, n-1) {
-		return status.Error(codes.Unavailable, "esdbdouble: acknowledgement lost on purpose")
+		return status.Error(codes.Unavailable, "esdbtest: acknowledgement lost on purpose")
 	}
 	return srv.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_Success_{Success: &streams.AppendResp_Success{
 		CurrentRevisionOption: &streams.AppendResp_Success_CurrentRevision{CurrentRevision: last},

@@ -1,4 +1,4 @@
-package esdbdouble
+package esdbtest
 
 import (
 	"regexp"
@@ -89,7 +89,7 @@ func (x *streamsService) Read(req *streams.ReadReq, srv streams.Streams_ReadServ
 	switch {
 	case o.GetStream() != nil:
 		if o.GetSubscription() != nil {
-			return status.Error(codes.Unimplemented, "esdbdouble: stream subscriptions are not modelled")
+			return status.Error(codes.Unimplemented, "esdbtest: stream subscriptions are not modelled")
 		}
 		return x.s.readStream(o.GetStream(), backwards, o.GetCount(), structuredIDs, srv)
 	case o.GetAll() != nil:
@@ -150,7 +150,7 @@ func (s *Server) readStream(o *streams.ReadReq_Options_StreamOptions, backwards 
 // errInvalidPosition is the double's answer to a position inside a record;
 // EventStoreDB refuses such a read too (its wording varies by version).
 func errInvalidPosition(commit, prepare uint64) error {
-	return status.Errorf(codes.Unknown, "esdbdouble: invalid position %d/%d: no record starts there", commit, prepare)
+	return status.Errorf(codes.Unknown, "esdbtest: invalid position %d/%d: no record starts there", commit, prepare)
 }
 
 // indexAtLocked returns the index of the first record at or after a
@@ -282,7 +282,7 @@ func (s *Server) subscribeAll(o *streams.ReadReq_Options_AllOptions, match filte
 		select {
 		case <-changed:
 		case <-drop:
-			return status.Error(codes.Unavailable, "esdbdouble: subscription dropped on purpose")
+			return status.Error(codes.Unavailable, "esdbtest: subscription dropped on purpose")
 		case <-srv.Context().Done():
 			return srv.Context().Err()
 		}
