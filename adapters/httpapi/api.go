@@ -87,6 +87,10 @@ type Config struct {
 	// MaxStreamsPerPrincipal bounds the event streams one principal keeps
 	// open; one more is answered 429 with Retry-After. 0: no bound.
 	MaxStreamsPerPrincipal int
+	// StoreFull, when set, tells whether the event store cannot write now
+	// (its disk is full): commands are then answered 507 at once, naming
+	// the cause, instead of waiting for the store's timeout.
+	StoreFull func() error
 }
 
 // Observer is told of every request, for metrics: route is the matched
@@ -366,6 +370,8 @@ func (a *API) writeFailure(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "this service keeps no personal data: it runs without a key store", "requester")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, "timeout", "the request timed out; retrying with the same Idempotency-Key is safe", "")
+	case a.storeFull(w):
+		// The append failed as the disk filled: its answer names the cause.
 	default:
 		a.cfg.Log.Error("request failed", zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the event store did not answer; retrying with the same Idempotency-Key is safe", "")

@@ -197,6 +197,9 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) execute(w http.ResponseWriter, r *http.Request, req casehandler.Request, status int) {
+	if a.storeFull(w) {
+		return
+	}
 	start := time.Now()
 	res, err := a.cfg.Handler.Execute(r.Context(), req)
 	log := a.cfg.Log.With(zap.String("case_id", req.CaseID), zap.String("command_id", req.CommandID),

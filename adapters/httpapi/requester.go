@@ -121,6 +121,9 @@ func (a *API) openRequester(ctx context.Context, c *domain.Case) (domain.Request
 // and nothing is recorded that could not be shown. A forgotten requester
 // answers {"forgotten": true} and records nothing.
 func (a *API) revealRequester(w http.ResponseWriter, r *http.Request, c *domain.Case) {
+	if a.storeFull(w) { // a reveal must be recorded before it is shown
+		return
+	}
 	start := time.Now()
 	var opened domain.Requester
 	req := casehandler.Request{CaseID: c.ID, CommandID: mustV7(), Actor: actorOf(r), Command: domain.RevealRequester{},

@@ -162,6 +162,12 @@ func (m *Metrics) OverdueAssignments(n func() float64) {
 	m.gaugeFunc("whistle_overdue_assignments", "Open assignments past their report-in or resolve deadline.", nil, n)
 }
 
+// StoreFull exports whistle_store_full, read from full at each scrape: 1
+// while the event store cannot write (its disk is full), else 0.
+func (m *Metrics) StoreFull(full func() float64) {
+	m.gaugeFunc("whistle_store_full", "1 while the event store cannot write (the data folder's disk is full or the store reported a write error), else 0.", nil, full)
+}
+
 func (m *Metrics) gaugeFunc(name, help string, labels prometheus.Labels, f func() float64) {
 	key := name
 	for k, v := range labels {

@@ -62,6 +62,8 @@ func components() []component {
 		// First, so that the handler reports every command, the SLA
 		// watcher's too.
 		{name: "metrics", start: startMetrics},
+		// Before the rest, so that /readyz names a full disk first.
+		{name: "store-guard", start: startStoreGuard},
 		// Before anything that follows the log: network clients of the
 		// embedded server wait for it.
 		{name: "nats-auth", start: startNATSAuth},

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/whistle-gov/whistle/adapters/httpapi"
+	"github.com/whistle-gov/whistle/adapters/storeguard"
 	"github.com/whistle-gov/whistle/domain"
 )
 
@@ -35,6 +36,8 @@ type options struct {
 	maxInFlight      int
 	maxStreams       int
 	maxEventsPerCase int
+	// diskReserve is the free space kept under the data folder (storeguard).
+	diskReserve uint64
 }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
@@ -56,6 +59,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.maxInFlight, "max-in-flight", httpapi.DefaultMaxInFlight, "requests served at once (event streams aside); more are answered 503 with Retry-After; /healthz, /readyz and /metrics are never shed; 0: no bound")
 	fs.IntVar(&o.maxStreams, "max-streams-per-principal", httpapi.DefaultMaxStreamsPerPrincipal, "event streams (queues, notifications) one principal may keep open; more are answered 429 with Retry-After; 0: no bound")
 	fs.IntVar(&o.maxEventsPerCase, "max-events-per-case", domain.DefaultMaxEventsPerCase, "events one case may hold; a command past it is answered 409 case_event_limit (commands that settle a case have a margin: DESIGN.md §9)")
+
+	reserve := fs.String("disk-reserve", "64MiB", "free space kept on the data folder's disk for the embedded event store: under it commands are answered 507 at once and /readyz 503, until there is room again (0: only the store's own write errors are watched)")
 
 	given := map[string]bool{}
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +110,11 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if o.maxInFlight < 0 || o.maxStreams < 0 {
 		return o, fmt.Errorf("--max-in-flight %d, --max-streams-per-principal %d: want 0 (no bound) or more", o.maxInFlight, o.maxStreams)
 	}
+	size, err := storeguard.ParseSize(*reserve)
+	if err != nil {
+		return o, fmt.Errorf("--disk-reserve: %v", err)
+	}
+	o.diskReserve = size
 	if o.maxEventsPerCase < 10 {
 		return o, fmt.Errorf("--max-events-per-case %d: want 10 or more (a case's ordinary course takes several)", o.maxEventsPerCase)
 	}
