@@ -21,6 +21,9 @@
   let me = null;
   let dir = null;
   let names = new Map();
+  // A street and one of its communities may share an id (镇海街道 and
+  // 镇海社区 are both "zhenhai"): communities have a map of their own.
+  let communityNames = new Map();
   let stopStreams = [];
   const state = {
     view: null,
@@ -77,7 +80,8 @@
     }
   }
 
-  function nameOf(id) { return names.get(id) || id || ''; }
+  function nameOf(id) { return names.get(id) || communityNames.get(id) || id || ''; }
+  function communityName(id) { return communityNames.get(id) || id || ''; }
 
   function pct(v) { return v === null || v === undefined ? '—' : (v * 100).toFixed(1) + '%'; }
 
@@ -258,9 +262,10 @@
     dir = await api('GET', '/v1/directory');
     sessionStorage.setItem(TOKEN_KEY, tok);
     names = new Map();
+    communityNames = new Map();
     for (const st of dir.streets || []) {
       names.set(st.id, st.name);
-      for (const c of st.communities || []) names.set(c.id, c.name);
+      for (const c of st.communities || []) communityNames.set(c.id, c.name);
     }
     for (const o of (dir.departments || []).concat(dir.units || [])) names.set(o.id, o.name);
     for (const c of dir.categories || []) names.set(c.id, c.name);
@@ -434,7 +439,7 @@
   // ---- street and auditor: cases ----
 
   function casesQuery(cursor) {
-    const q = new URLSearchParams({ limit: '50' });
+    const q = new URLSearchParams({ limit: '500' });
     if (me.role === 'street') q.set('street', me.id);
     if (state.statusFilter) q.set('status', state.statusFilter);
     if (cursor) q.set('cursor', cursor);
@@ -500,8 +505,7 @@
     } else if (state.view === 'raise') {
       renderRecent();
     } else if (state.view === 'cases') {
-      const list = document.getElementById('case-list');
-      if (list) list.prepend(caseItem(c)); else renderAll();
+      if (document.getElementById('cases-results')) redrawCaseResults(); else renderAll();
     }
     tick();
   }
@@ -516,16 +520,145 @@
     pendingRefresh.set(m.case_id, setTimeout(() => { pendingRefresh.delete(m.case_id); refreshCase(m.case_id); }, 150));
   }
 
+  // The case list: a search (title, number, place, category), filters,
+  // compact rows in pages of CASE_PAGE, and a plot of the cases that have
+  // coordinates. Status is asked of the server; the rest filters the cases
+  // loaded (the list loads up to 500 at a time, "load more" the next ones).
+  const CASE_PAGE = 20;
+  const locations = new Map(); // case_id → {lat, lon} or null: from the raise, which never changes
+
+  function caseFilters() { return state.caseFilter || (state.caseFilter = {}); }
+
+  function caseMatches(c, f) {
+    if (f.street && c.street !== f.street) return false;
+    if (f.community && c.community !== f.community) return false;
+    if (f.category && c.category !== f.category) return false;
+    if (f.overdue && !(c.assignments || []).some((a) => a.overdue)) return false;
+    const raised = new Date(c.raised_at).getTime();
+    if (f.from && !(raised >= new Date(f.from + 'T00:00:00').getTime())) return false;
+    if (f.to && !(raised < new Date(f.to + 'T00:00:00').getTime() + 86400e3)) return false;
+    if (f.q) {
+      const hay = [c.title, c.case_id, c.case_no, c.receipt && c.receipt.case_no, nameOf(c.street), communityName(c.community), nameOf(c.category)]
+        .filter(Boolean).join(' ').toLowerCase();
+      if (!f.q.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w))) return false;
+    }
+    return true;
+  }
+
+  function filteredCases() {
+    const f = caseFilters();
+    return [...state.cases.values()]
+      .filter((c) => !state.statusFilter || c.status === state.statusFilter)
+      .filter((c) => caseMatches(c, f)).sort(byRaised);
+  }
+
   function renderCases(section) {
     section.append(heading('cases', me.role === 'street' ? t('myCases') : t('allCases')));
-    const filter = select([['', t('all')]].concat(STATUSES.map((x) => [x, t('s_' + x)])), state.statusFilter || '');
-    filter.addEventListener('change', () => { state.statusFilter = filter.value; loadCases(); });
-    section.append(h('div', { class: 'filters' }, field('cases-status', t('statusFilter'), filter),
-      h('button', { type: 'button', class: 'secondary', id: 'cases-refresh', text: t('refresh'), onclick: () => loadCases() })));
+    const f = caseFilters();
+    const onFilter = (key, el, prop) => {
+      el.addEventListener(el.type === 'search' ? 'input' : 'change', () => {
+        f[key] = el[prop || 'value'];
+        state.casePage = 0;
+        redrawCaseResults();
+      });
+      return el;
+    };
+    const status = select([['', t('all')]].concat(STATUSES.map((x) => [x, t('s_' + x)])), state.statusFilter || '');
+    status.addEventListener('change', () => { state.statusFilter = status.value; state.casePage = 0; loadCases(); });
+    const streets = me.role === 'street' ? (dir.streets || []).filter((x) => x.id === me.id) : (dir.streets || []);
+    const communities = streets.filter((x) => !f.street || x.id === f.street).flatMap((x) => x.communities || []);
+    const search = onFilter('q', h('input', { type: 'search', value: f.q || '', placeholder: t('searchHint') }));
+    const controls = [
+      field('cases-q', t('search'), search),
+      field('cases-status', t('statusFilter'), status),
+      me.role !== 'street' ? field('cases-street', t('street'), onFilter('street', select([['', t('all')]].concat(streets.map((x) => [x.id, x.name])), f.street || ''))) : null,
+      field('cases-community', t('community'), onFilter('community', select([['', t('all')]].concat(communities.map((x) => [x.id, x.name])), f.community || ''))),
+      field('cases-category', t('category'), onFilter('category', select([['', t('all')]].concat((dir.categories || []).map((x) => [x.id, x.name])), f.category || ''))),
+      field('cases-from', t('raisedFrom'), onFilter('from', h('input', { type: 'date', value: f.from || '' }))),
+      field('cases-to', t('raisedTo'), onFilter('to', h('input', { type: 'date', value: f.to || '' }))),
+      h('label', { class: 'check', for: 'cases-overdue' }, onFilter('overdue', h('input', { type: 'checkbox', id: 'cases-overdue', checked: !!f.overdue }), 'checked'), ' ', t('overdueOnly')),
+      h('button', { type: 'button', class: 'secondary', id: 'cases-refresh', text: t('refresh'), onclick: () => loadCases() })
+    ];
+    // A street chosen narrows the communities offered: draw the form again.
+    const streetSel = controls[2] && controls[2].querySelector('select');
+    if (streetSel) streetSel.addEventListener('change', () => { f.community = ''; renderAll(); });
+    section.append(h('div', { class: 'filters', id: 'cases-filters' }, controls));
     if (state.listError) section.append(h('p', { class: 'hint', text: t('listUnavailable', state.listError) }));
-    const list = [...state.cases.values()].filter((c) => !state.statusFilter || c.status === state.statusFilter).sort(byRaised);
-    section.append(list.length ? h('ul', { class: 'items', id: 'case-list' }, list.map(caseItem)) : h('p', { class: 'empty', text: t('noCases') }));
-    if (state.listNext) section.append(h('button', { type: 'button', class: 'secondary', text: t('loadMore'), onclick: () => loadCases(true) }));
+    section.append(h('div', { id: 'cases-results' }));
+    redrawCaseResults();
+  }
+
+  function redrawCaseResults() {
+    const box = document.getElementById('cases-results');
+    if (!box) return;
+    const list = filteredCases();
+    const pages = Math.max(1, Math.ceil(list.length / CASE_PAGE));
+    state.casePage = Math.min(state.casePage || 0, pages - 1);
+    const page = list.slice(state.casePage * CASE_PAGE, (state.casePage + 1) * CASE_PAGE);
+    const go = (d) => { state.casePage += d; redrawCaseResults(); };
+    box.replaceChildren(
+      h('p', { class: 'hint', id: 'cases-count', text: t('casesShown', list.length, state.cases.size) }),
+      casePlot(list),
+      page.length ? h('ul', { class: 'items rows', id: 'case-list' }, page.map(caseItem)) : h('p', { class: 'empty', text: t('noCases') }),
+      h('div', { class: 'pager', id: 'cases-pager' },
+        h('button', { type: 'button', class: 'secondary', id: 'cases-prev', text: t('prevPage'), disabled: state.casePage === 0, onclick: () => go(-1) }),
+        h('span', { id: 'cases-page', text: t('pageOf', state.casePage + 1, pages) }),
+        h('button', { type: 'button', class: 'secondary', id: 'cases-next', text: t('nextPage'), disabled: state.casePage >= pages - 1, onclick: () => go(1) }),
+        state.listNext ? h('button', { type: 'button', class: 'secondary', id: 'cases-more', text: t('loadMore'), onclick: () => loadCases(true) }) : null));
+    tick();
+    loadLocations(list);
+  }
+
+  // loadLocations reads, for the listed cases not yet known, the first
+  // event of their history (the raise, with the location) and then draws
+  // the plot again.
+  let locLoading = false;
+  async function loadLocations(list) {
+    if (locLoading) return;
+    const todo = list.filter((c) => !locations.has(c.case_id)).slice(0, 100);
+    if (!todo.length) return;
+    locLoading = true;
+    await Promise.all(todo.map(async (c) => {
+      try {
+        const hist = await api('GET', '/v1/cases/' + encodeURIComponent(c.case_id) + '/history?limit=1');
+        const loc = hist.events && hist.events[0] && hist.events[0].data && hist.events[0].data.location;
+        locations.set(c.case_id, loc && typeof loc.lat === 'number' && typeof loc.lon === 'number' && (loc.lat || loc.lon) ? loc : null);
+      } catch (e) {
+        locations.set(c.case_id, null);
+      }
+    }));
+    locLoading = false;
+    const old = document.getElementById('cases-plot');
+    if (old) old.replaceWith(casePlot(filteredCases()));
+    if (document.getElementById('cases-results')) loadLocations(filteredCases());
+  }
+
+  // casePlot draws the cases with coordinates as points on longitude and
+  // latitude: no map tiles, nothing fetched from elsewhere.
+  function casePlot(list) {
+    const pts = list.map((c) => [c, locations.get(c.case_id)]).filter(([, l]) => l);
+    const wrap = h('figure', { class: 'card plot', id: 'cases-plot', 'data-points': pts.length },
+      h('figcaption', { text: t('plotTitle', pts.length) }));
+    if (!pts.length) { wrap.append(h('p', { class: 'empty', text: t('plotEmpty') })); return wrap; }
+    const W = 640, H = 260, P = 36;
+    let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+    for (const [, l] of pts) { x0 = Math.min(x0, l.lon); x1 = Math.max(x1, l.lon); y0 = Math.min(y0, l.lat); y1 = Math.max(y1, l.lat); }
+    const padX = (x1 - x0) * 0.08 || 0.005, padY = (y1 - y0) * 0.08 || 0.005;
+    x0 -= padX; x1 += padX; y0 -= padY; y1 += padY;
+    const X = (lon) => P + ((lon - x0) / (x1 - x0)) * (W - 2 * P);
+    const Y = (lat) => H - P + 10 - ((lat - y0) / (y1 - y0)) * (H - 2 * P);
+    const svg = s('svg', { class: 'chart', viewBox: '0 0 ' + W + ' ' + H, width: '100%', role: 'img', 'aria-label': t('plotTitle', pts.length) });
+    svg.append(s('rect', { x: P, y: 10, width: W - 2 * P, height: H - 2 * P, class: 'frame', fill: 'none', stroke: 'currentColor', 'stroke-opacity': '0.25' }));
+    svg.append(s('text', { x: P, y: H - 6, text: x0.toFixed(3) + '°E' }), s('text', { x: W - P, y: H - 6, 'text-anchor': 'end', text: x1.toFixed(3) + '°E' }),
+      s('text', { x: 2, y: 22, text: y1.toFixed(3) + '°N' }), s('text', { x: 2, y: H - P + 8, text: y0.toFixed(3) + '°N' }));
+    for (const [c, l] of pts) {
+      const overdue = (c.assignments || []).some((a) => a.overdue);
+      svg.append(s('circle', { cx: X(l.lon).toFixed(1), cy: Y(l.lat).toFixed(1), r: 6, class: 'pt s-' + c.status + (overdue ? ' late' : ''), 'data-case-id': c.case_id,
+        tabindex: 0, onclick: () => { location.hash = '#timeline/' + encodeURIComponent(c.case_id); } },
+      s('title', { text: (c.title || c.case_id) + ' · ' + communityName(c.community) + ' · ' + t('s_' + c.status) })));
+    }
+    wrap.append(svg);
+    return wrap;
   }
 
   function assignmentsTable(assignments, caseStatus) {
@@ -565,26 +698,33 @@
   function caseMeta(c) {
     return h('p', { class: 'meta' },
       h('span', { text: nameOf(c.category) }),
-      h('span', { text: nameOf(c.community) + (me.role !== 'street' ? ' · ' + nameOf(c.street) : '') }),
+      h('span', { class: 'where', text: communityName(c.community) + (me.role !== 'street' ? ' · ' + nameOf(c.street) : '') }),
       c.kind ? h('span', { text: t('k_' + c.kind) }) : null,
       c.urgency ? h('span', { text: t('u_' + c.urgency) }) : null,
       c.raised_at ? h('span', { text: t('raisedAt', fmtTime(c.raised_at)) }) : null);
   }
 
+  // caseItem is one compact row: title, status and where; its
+  // assignments open with "details", and open by themselves when the case
+  // waits for the street (verify, route, rate).
   function caseItem(c) {
     const overdue = (c.assignments || []).some((a) => a.overdue) || c.overdue === true;
-    const li = h('li', { class: 'item' + (overdue ? ' overdue' : ''), 'data-case-id': c.case_id, 'data-status': c.status, 'data-rating': c.rating || null },
-      h('h3', {}, c.title || c.case_id, ' ', badge('s', c.status)),
+    const waits = me.role === 'street' && (c.status === 'resolved' || c.status === 'unassigned' || (c.status === 'closed' && 'rating' in c && !c.rating));
+    const li = h('li', { class: 'item row' + (overdue ? ' overdue' : '') + (waits ? ' open' : ''), 'data-case-id': c.case_id, 'data-status': c.status, 'data-rating': c.rating || null },
+      h('h3', {}, c.title || c.case_id, ' ', badge('s', c.status), overdue ? h('span', { class: 'badge bad', text: t('overdue') }) : null),
       caseMeta(c),
-      assignmentsTable(c.assignments, c.status),
-      c.rating ? h('p', { text: t('rated', t('r_' + c.rating)) }) : null,
-      c.mediation ? h('p', { text: t('m_' + c.mediation) }) : null);
+      h('div', { class: 'more' },
+        assignmentsTable(c.assignments, c.status),
+        c.rating ? h('p', { text: t('rated', t('r_' + c.rating)) }) : null,
+        c.mediation ? h('p', { text: t('m_' + c.mediation) }) : null));
     const actions = h('div', { class: 'actions' });
     if (me.role === 'street') {
       if (c.status === 'resolved') actions.append(verifyForm(c));
       if (c.status === 'closed' && 'rating' in c && !c.rating) actions.append(rateForm(c));
       if (c.status === 'unassigned') actions.append(routeForm(c));
     }
+    actions.append(h('button', { type: 'button', class: 'ghost', 'data-action': 'details', 'aria-expanded': waits ? 'true' : 'false', text: t('details'),
+      onclick: (ev) => { const open = li.classList.toggle('open'); ev.currentTarget.setAttribute('aria-expanded', String(open)); } }));
     actions.append(h('button', { type: 'button', class: 'secondary', 'data-action': 'timeline', text: t('open'),
       onclick: () => { location.hash = '#timeline/' + encodeURIComponent(c.case_id); } }));
     li.append(actions);
@@ -889,10 +1029,10 @@
     const communities = groups('community').sort(byRate('closure_rate'));
     // Charts are sized to their box once it is laid out.
     const charts = me.role === 'street' ? [
-      ['chart-communities', t('chartCommunities'), (w) => barChart(w, communities, [['closure_rate', t('t_closure')], ['response_rate', t('t_response')]]),
-        [t('name'), t('t_closure'), t('t_response')], communities.map((g) => [nameOf(g.key), pct(g.closure_rate), pct(g.response_rate)])],
-      ['chart-medsat', t('chartMedSatCommunity'), (w) => barChart(w, communities, [['mediation_success_rate', t('t_mediation')], ['satisfaction_rate', t('t_satisfaction')]]),
-        [t('name'), t('t_mediation'), t('t_satisfaction')], communities.map((g) => [nameOf(g.key), pct(g.mediation_success_rate), pct(g.satisfaction_rate)])]
+      ['chart-communities', t('chartCommunities'), (w) => barChart(w, communities, [['closure_rate', t('t_closure')], ['response_rate', t('t_response')]], communityName),
+        [t('name'), t('t_closure'), t('t_response')], communities.map((g) => [communityName(g.key), pct(g.closure_rate), pct(g.response_rate)])],
+      ['chart-medsat', t('chartMedSatCommunity'), (w) => barChart(w, communities, [['mediation_success_rate', t('t_mediation')], ['satisfaction_rate', t('t_satisfaction')]], communityName),
+        [t('name'), t('t_mediation'), t('t_satisfaction')], communities.map((g) => [communityName(g.key), pct(g.mediation_success_rate), pct(g.satisfaction_rate)])]
     ] : [
       ['chart-daily', t('chartDaily'), (w) => lineChart(w, days, [['closure_rate', t('t_closure')], ['response_rate', t('t_response')]]),
         [t('day'), t('t_closure'), t('t_response')], days.map((g) => [g.key, pct(g.closure_rate), pct(g.response_rate)])],
@@ -1017,7 +1157,8 @@
     return wrap;
   }
 
-  function barChart(W, groups, series) {
+  function barChart(W, groups, series, keyName) {
+    const nameOfKey = keyName || nameOf;
     const barH = 16, gap = 10, T = 4;
     const labelW = Math.min(150, Math.floor(W * 0.34));
     const valueW = 52;
@@ -1028,14 +1169,14 @@
     for (const v of [0, 0.5, 1]) svg.append(s('line', { class: 'grid', x1: labelW + v * pw, x2: labelW + v * pw, y1: 0, y2: H }));
     groups.forEach((g, i) => {
       const y0 = T + i * rowH;
-      svg.append(s('text', { x: labelW - 6, y: y0 + (series.length * barH) / 2 + 4, 'text-anchor': 'end', text: nameOf(g.key) }));
+      svg.append(s('text', { x: labelW - 6, y: y0 + (series.length * barH) / 2 + 4, 'text-anchor': 'end', text: nameOfKey(g.key) }));
       series.forEach(([k, label], si) => {
         const v = g[k];
         const y = y0 + si * barH;
         const colour = si ? 'var(--c2)' : 'var(--c1)';
         if (v !== null && v !== undefined) {
           svg.append(s('rect', { x: labelW, y: y + 1, width: Math.max(1, v * pw), height: barH - 3, fill: colour },
-            s('title', { text: nameOf(g.key) + ' ' + label + ' ' + pct(v) })));
+            s('title', { text: nameOfKey(g.key) + ' ' + label + ' ' + pct(v) })));
         }
         svg.append(s('text', { x: labelW + (v ? v * pw : 0) + 4, y: y + barH - 4, text: pct(v) }));
       });
@@ -1183,7 +1324,8 @@
       if (v === null || v === '' || k === 'request_sha256' || k === 'directory_version') continue;
       let text;
       const label = I18N.en['f_' + k] ? t('f_' + k) : k;
-      if (['street', 'community', 'category', 'assignee', 'suggest', 'lead'].includes(k)) text = nameOf(v);
+      if (k === 'community') text = communityName(v);
+      else if (['street', 'category', 'assignee', 'suggest', 'lead'].includes(k)) text = nameOf(v);
       else if (k === 'role') text = t('r_' + v);
       else if (k === 'urgency') text = t('u_' + v);
       else if (k === 'kind') text = t('k_' + v);

@@ -3,6 +3,9 @@
 'use strict';
 window.WHISTLE_I18N = {
   zh: {
+    search: '搜索', searchHint: '标题、编号、社区或类别', raisedFrom: '发起日期自', raisedTo: '至', overdueOnly: '只看超期', details: '详情',
+    casesShown: '显示 {0} 件（已载入 {1} 件）', prevPage: '上一页', nextPage: '下一页', pageOf: '第 {0} / {1} 页',
+    plotTitle: '有坐标的案件分布（{0} 件）', plotEmpty: '所列案件都没有坐标',
     brand: '吹哨报到', skip: '跳到正文', langSwitch: 'English', langSwitchLabel: '切换到英文',
     signInTitle: '登录', signInHelp: '输入 whistled 为您的街道、部门、单位或审计发放的访问令牌。令牌只保存在本浏览器标签页的会话中，关闭标签页即清除。',
     token: '访问令牌', signIn: '登录', signOut: '退出', badToken: '令牌无效，请检查后重试。', signedInAs: '{0}（{1}）',
@@ -48,6 +51,9 @@ window.WHISTLE_I18N = {
     required: '请填写：{0}', failed: '操作失败：{0}', done: '已完成：{0}', loading: '加载中…'
   },
   en: {
+    search: 'Search', searchHint: 'title, number, community or category', raisedFrom: 'Raised from', raisedTo: 'to', overdueOnly: 'Overdue only', details: 'Details',
+    casesShown: '{0} shown ({1} loaded)', prevPage: 'Previous', nextPage: 'Next', pageOf: 'Page {0} of {1}',
+    plotTitle: 'Cases with coordinates ({0})', plotEmpty: 'None of the cases listed has coordinates',
     brand: 'Whistle & report in', skip: 'Skip to content', langSwitch: '中文', langSwitchLabel: 'Switch to Chinese',
     signInTitle: 'Sign in', signInHelp: 'Enter the access token whistled issued to your street, department, unit or audit office. It is kept only in this browser tab\'s session and is gone when the tab closes.',
     token: 'Access token', signIn: 'Sign in', signOut: 'Sign out', badToken: 'This token is not valid; check it and try again.', signedInAs: '{0} ({1})',
