@@ -77,6 +77,20 @@ type Case struct {
 	// Attachments: the case's files in the order they were added.
 	Attachments []Attachment `json:"attachments,omitempty"`
 
+	// SecondRound: an unsatisfied resident sent the closed case back;
+	// Callback: the current round's callback task (nil: none yet).
+	SecondRound bool          `json:"second_round,omitempty"`
+	Callback    *CallbackTask `json:"callback,omitempty"`
+	// Receipt and ResidentRating are shown to the case's street only, by
+	// whoever builds its answer.
+	Receipt        *CaseReceipt    `json:"-"`
+	ResidentRating *ResidentRating `json:"-"`
+	// HasRequester: the case has (or had, before it was forgotten) a
+	// requester to call back; CallbackRated: the round has a rating from a
+	// callback (or POST /rate). Exported for the read models' snapshots.
+	HasRequester  bool `json:"-"`
+	CallbackRated bool `json:"-"`
+
 	// LastHash is the hash of the latest event, to continue the chain.
 	LastHash string `json:"-"`
 	// Commands maps each command id applied to the version after it, so that
@@ -196,8 +210,11 @@ func (c *Case) Evolve(e Event, at time.Time) {
 		c.Street, c.Community, c.Category = e.Street, e.Community, e.Category
 		c.Kind, c.Urgency, c.Title = e.Kind, e.Urgency, e.Title
 		c.RequestSHA256 = e.RequestSHA256
-		c.Requester = e.Requester
+		c.Requester, c.HasRequester = e.Requester, e.Requester != nil
 		c.RaisedAt = &at
+		if e.Receipt != nil {
+			c.Receipt = &CaseReceipt{CaseNo: e.Receipt.CaseNo, TokenSHA256: e.Receipt.TokenSHA256, IssuedAt: at}
+		}
 	case AssignmentMade:
 		a := &Assignment{Assignee: e.Assignee, Role: e.Role, Status: Assigned}
 		if !e.ReportBy.IsZero() {
@@ -294,9 +311,8 @@ func (c *Case) Evolve(e Event, at time.Time) {
 		for _, a := range c.Assignments {
 			a.Overdue = false
 		}
-	case SatisfactionRated:
-		r := e.Rating
-		c.Rating = &r
+	case SatisfactionRated, CallbackMade, ReceiptIssued, ResidentRated, SecondRoundOpened:
+		c.evolveResident(e, at)
 	case AttachmentAdded:
 		c.Attachments = append(c.Attachments, Attachment{SHA256: e.SHA256, Name: e.Name, Type: e.Type, Size: e.Size, By: e.By})
 	case RequesterRevealed:
@@ -304,6 +320,7 @@ func (c *Case) Evolve(e Event, at time.Time) {
 		c.RequesterForgotten = true
 	}
 	c.Status = c.deriveStatus()
+	c.noteCallback(at)
 }
 
 func (c *Case) deriveStatus() Status {

@@ -53,6 +53,9 @@ type Raise struct {
 	RequestSHA256                                            string
 	// Requester is sealed by the caller before Decide (see SealedRequester).
 	Requester *SealedRequester
+	// Receipt: the case number and the link's token hash (the caller
+	// allocates the number and draws the token).
+	Receipt *Receipt
 }
 
 // Report: an assignee reports in.
@@ -119,6 +122,8 @@ func Authorize(c *Case, actor Actor, cmd Command) error {
 			return refuse(ErrNoCase, "", "no such case")
 		}
 		return authorizeRequester(c, actor, cmd)
+	case RateByResident:
+		return authorizeResident(c, actor, cmd.(RateByResident))
 	}
 	if actor.Role == ActorAuditor {
 		return refuse(ErrNotYours, "", "auditors only read")
@@ -155,7 +160,7 @@ func Authorize(c *Case, actor Actor, cmd Command) error {
 			return refuse(ErrNotYours, "platform", "platform %q may not send tickets as %q", actor.ID, cmd.Platform)
 		}
 		return nil
-	case Route, Verify, Rate, AcceptTicket, ReturnTicket:
+	case Route, Verify, Rate, AcceptTicket, ReturnTicket, IssueReceipt, RecordCallback:
 		return mustBeStreet(c.Street, "")
 	case Report:
 		return mustBeAssignee(cmd.Assignee)
@@ -203,6 +208,14 @@ func Decide(c *Case, cmd Command, dir *Directory, now time.Time) ([]Event, error
 	switch cmd.(type) {
 	case RevealRequester, ForgetRequester:
 		return decideRequester(c, cmd)
+	}
+	switch cmd := cmd.(type) {
+	case IssueReceipt:
+		return decideIssueReceipt(c, cmd)
+	case RateByResident:
+		return decideResidentRating(c, cmd, dir, now)
+	case RecordCallback:
+		return decideCallback(c, cmd)
 	}
 	if c.Status == StatusReturned {
 		if _, ok := cmd.(CheckDeadlines); ok {
@@ -332,10 +345,13 @@ func decideRaise(cmd Raise, dir *Directory, now time.Time) ([]Event, error) {
 	if err := checkCaseText(cmd.Title, cmd.Description, cmd.Requester, cmd.Location); err != nil {
 		return nil, err
 	}
+	if err := checkReceipt(cmd.Receipt); err != nil {
+		return nil, err
+	}
 	events := []Event{WhistleRaised{
 		Street: cmd.Street, Community: cmd.Community, Category: category.ID, Kind: category.Kind,
 		Urgency: urgency, Title: cmd.Title, Description: cmd.Description, Location: cmd.Location,
-		DirectoryVersion: dir.Version, RequestSHA256: cmd.RequestSHA256, Requester: cmd.Requester,
+		DirectoryVersion: dir.Version, RequestSHA256: cmd.RequestSHA256, Requester: cmd.Requester, Receipt: cmd.Receipt,
 	}}
 	routed, err := routeByCategory(nil, dir, category, community, urgency, now)
 	if err != nil {
@@ -519,7 +535,7 @@ func decideRate(c *Case, cmd Rate) ([]Event, error) {
 	if err != nil {
 		return nil, refuse(ErrInvalidValue, "rating", "%v", err)
 	}
-	if c.Rating != nil {
+	if c.CallbackRated {
 		return nil, refuse(ErrInvalidTransition, "", "the case was already rated %s; a rating is recorded once", *c.Rating)
 	}
 	return []Event{SatisfactionRated{Rating: r}}, nil

@@ -47,6 +47,8 @@ type WhistleRaised struct {
 	// Requester is the resident who asked, sealed: only its ciphertext is in
 	// the log and the hash chain.
 	Requester *SealedRequester `json:"requester,omitempty"`
+	// Receipt: the case number and the hash of the resident's link.
+	Receipt *Receipt `json:"receipt,omitempty"`
 }
 
 // AssignmentMade gives an assignee a part in the case (or offers a need to a
@@ -195,6 +197,14 @@ func DecodeEvent(eventType string, data []byte) (Event, error) {
 		e = &TicketReturned{}
 	case TypeAttachmentAdded:
 		e = &AttachmentAdded{}
+	case TypeReceiptIssued:
+		e = &ReceiptIssued{}
+	case TypeResidentRated:
+		e = &ResidentRated{}
+	case TypeSecondRoundOpened:
+		e = &SecondRoundOpened{}
+	case TypeCallbackMade:
+		e = &CallbackMade{}
 	default:
 		return nil, fmt.Errorf("domain: unknown event type %q", eventType)
 	}
@@ -247,6 +257,14 @@ func deref(e Event) Event {
 	case *TicketReturned:
 		return *v
 	case *AttachmentAdded:
+		return *v
+	case *ReceiptIssued:
+		return *v
+	case *ResidentRated:
+		return *v
+	case *SecondRoundOpened:
+		return *v
+	case *CallbackMade:
 		return *v
 	}
 	return e

@@ -95,6 +95,7 @@ type ReceiveTicket struct {
 	RequestSHA256                                    string
 	// Requester is sealed by the caller before Decide (see SealedRequester).
 	Requester *SealedRequester
+	Receipt   *Receipt
 }
 
 // AcceptTicket: the street signs for a ticket, filling in what it lacked,
@@ -128,6 +129,7 @@ type TicketReceived struct {
 	DirectoryVersion string           `json:"directory_version"`
 	RequestSHA256    string           `json:"request_sha256,omitempty"`
 	Requester        *SealedRequester `json:"requester,omitempty"`
+	Receipt          *Receipt         `json:"receipt,omitempty"`
 }
 
 // TicketAccepted: the street signed for the ticket, with the category,
@@ -172,8 +174,11 @@ func (c *Case) evolveTicket(e Event, at time.Time) {
 	case TicketReceived:
 		c.Street, c.Community, c.Category, c.Urgency, c.Title = e.Street, e.Community, e.Category, e.Urgency, e.Title
 		c.RequestSHA256 = e.RequestSHA256
-		c.Requester = e.Requester
+		c.Requester, c.HasRequester = e.Requester, e.Requester != nil
 		c.RaisedAt = &at
+		if e.Receipt != nil {
+			c.Receipt = &CaseReceipt{CaseNo: e.Receipt.CaseNo, TokenSHA256: e.Receipt.TokenSHA256, IssuedAt: at}
+		}
 		src := &TicketSource{Platform: e.Platform, ExternalID: e.ExternalID, Channel: e.Channel}
 		if e.ReplyBy != nil {
 			t := e.ReplyBy.UTC()
@@ -213,7 +218,10 @@ func decideReceiveTicket(cmd ReceiveTicket, dir *Directory, now time.Time) ([]Ev
 	ev := TicketReceived{
 		Platform: cmd.Platform, ExternalID: cmd.ExternalID, Street: cmd.Street, Title: cmd.Title, Description: cmd.Description,
 		Location: cmd.Location, Priority: PriorityNormal, DirectoryVersion: dir.Version, RequestSHA256: cmd.RequestSHA256,
-		Requester: cmd.Requester,
+		Requester: cmd.Requester, Receipt: cmd.Receipt,
+	}
+	if err := checkReceipt(cmd.Receipt); err != nil {
+		return nil, err
 	}
 	if cmd.Category != "" {
 		if _, ok := dir.Category(cmd.Category); !ok {

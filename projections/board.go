@@ -48,7 +48,10 @@ type Board struct {
 	// of an open case in which the assignee has open work (see
 	// domain.Case.HasOpenWork).
 	queues map[string]map[string]*boardEntry
-	strs   interner
+	// callbacks: street → case id → the entry of a case whose callback is
+	// due (see domain.Case.CallbackDue), the street's callback list.
+	callbacks map[string]map[string]*boardEntry
+	strs      interner
 	pos    uint64 // log position reached: every commit at or before it is in
 	// day is the latest UTC day of an event applied; closed cases older
 	// than ClosedRetention before it have left.
@@ -83,11 +86,16 @@ type boardEntry struct {
 	// not show. It holds no command bookkeeping (Commands, LastHash,
 	// RequestSHA256): that is the command handler's.
 	c *domain.Case
+	// hasRequester and forgotten: what a closed case's state needs beyond
+	// its summary to take the events that still come after closure
+	// (callbacks, the resident's rating, a second round; see reopen).
+	hasRequester, forgotten bool
 }
 
 // NewBoard returns an empty board.
 func NewBoard() *Board {
-	return &Board{cases: map[string]*boardEntry{}, queues: map[string]map[string]*boardEntry{}, strs: interner{}}
+	return &Board{cases: map[string]*boardEntry{}, queues: map[string]map[string]*boardEntry{},
+		callbacks: map[string]map[string]*boardEntry{}, strs: interner{}}
 }
 
 // ApplyCommit applies the events of the commit at log position pos (1 or
@@ -174,7 +182,8 @@ func (b *Board) retire() {
 	cutoff := dayStart(b.day).Add(-ClosedRetention)
 	kept := b.order[:0]
 	for _, ent := range b.order {
-		if ent.sum.ClosedAt != nil && ent.sum.ClosedAt.Before(cutoff) {
+		// A callback still due is the street's work: it stays.
+		if ent.sum.ClosedAt != nil && ent.sum.ClosedAt.Before(cutoff) && !callbackDue(&ent.sum) {
 			delete(b.cases, ent.sum.CaseID)
 			b.retired++
 			continue
@@ -196,7 +205,7 @@ func (b *Board) applyEvent(env domain.Envelope, e domain.Event) (*boardEntry, er
 	ent := b.cases[env.CaseID]
 	if ent == nil {
 		_, raised := e.(domain.WhistleRaised)
-		if afterClosure(e) && b.retired > 0 {
+		if (afterClosure(e) || isResidentEvent(e)) && b.retired > 0 {
 			return nil, nil // a late rating, callback or reveal of a case that has left the board
 		}
 		if !raised || env.Version != 0 {
@@ -212,13 +221,9 @@ func (b *Board) applyEvent(env domain.Envelope, e domain.Event) (*boardEntry, er
 		return nil, err
 	}
 	if ent.c == nil {
-		// After closure the domain appends only what the list does not show
-		// (see afterClosure).
-		if !afterClosure(e) {
-			return nil, fmt.Errorf("%w: board: case %s is closed: %s at version %d", ErrUnexpectedEvent, env.CaseID, env.Type, env.Version)
-		}
-		ent.sum.Version++
-		return ent, nil
+		// After closure the domain appends callbacks, ratings, reveals and a
+		// second round: the case's state is rebuilt from its summary for them.
+		ent.c = ent.reopen()
 	}
 	b.evolve(ent, env, e)
 	return ent, nil
@@ -232,13 +237,38 @@ func (b *Board) evolve(ent *boardEntry, env domain.Envelope, e domain.Event) {
 	c.Version = env.Version + 1
 	// The command handler's, not the board's; the board keeps no personal
 	// data, sealed or not.
-	c.RequestSHA256, c.Requester = "", nil
+	c.RequestSHA256, c.Requester, c.Receipt, c.ResidentRating = "", nil, nil, nil
 	b.share(c)
 	ent.show()
 	b.index(ent)
 	if c.Status == domain.StatusClosed {
-		ent.c = nil // compact: a closed case changes no more
+		// compact: what a closed case may still take is rebuilt by reopen
+		ent.hasRequester, ent.forgotten = c.HasRequester, c.RequesterForgotten
+		ent.c = nil
 	}
+}
+
+// reopen rebuilds a closed case's state from its summary, for an event
+// after closure. What the summary does not hold (report-in and resolution
+// times, mediation, escalations) is lost; a replay loses the same, so the
+// board stays a deterministic fold. A second round's queue items show no
+// reported_at for that reason.
+func (ent *boardEntry) reopen() *domain.Case {
+	s := &ent.sum
+	c, _ := restoreOpenCase(s, &openCaseSnap{Assignments: make([]openAssignmentSnap, len(s.Assignments))})
+	c.ClosedAt, c.SecondRound, c.Callback = s.ClosedAt, s.SecondRound, s.Callback
+	c.HasRequester, c.RequesterForgotten = ent.hasRequester, ent.forgotten
+	return c
+}
+
+// isResidentEvent tells whether e is of a resident's receipt, rating or
+// second round, or a callback.
+func isResidentEvent(e domain.Event) bool {
+	switch e.(type) {
+	case domain.ReceiptIssued, domain.ResidentRated, domain.SecondRoundOpened, domain.CallbackMade:
+		return true
+	}
+	return false
 }
 
 // share replaces the strings of c that repeat across cases with the
@@ -261,6 +291,7 @@ func (ent *boardEntry) show() {
 		s.RaisedAt = *c.RaisedAt
 	}
 	s.ClosedAt, s.Version = c.ClosedAt, c.Version
+	s.SecondRound, s.Callback = c.SecondRound, c.Callback
 	if s.Assignments == nil {
 		s.Assignments = make([]AssignmentSummary, 0, len(c.Assignments))
 	}

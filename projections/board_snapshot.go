@@ -19,12 +19,16 @@ import (
 // Format 2 carries each open case's domain state (see openCaseSnap), from
 // which the board goes on folding with domain.Case.Evolve and answers the
 // queues.
-const boardFormat = "whistle-board/2"
+//
+// Format 3 adds each case's second round and callback task, and what a
+// case needs to take them (resident).
+const boardFormat = "whistle-board/3"
 
 // boardFormatsBefore are the formats boardFormat replaced, with why they
 // cannot be restored, for the error that refuses them.
 var boardFormatsBefore = map[string]string{
 	"whistle-board/1": "it lacks the open cases' report-in times, decline notes and escalations, which only a fold of the log from the start can build",
+	"whistle-board/2": "it lacks the cases' callback tasks and second rounds, which only a fold of the log from the start can build",
 }
 
 type boardSnap struct {
@@ -41,7 +45,26 @@ type boardSnap struct {
 // domain state.
 type boardCaseSnap struct {
 	CaseSummary
-	Open *openCaseSnap `json:"open,omitempty"`
+	Open     *openCaseSnap `json:"open,omitempty"`
+	Resident *residentSnap `json:"resident,omitempty"`
+}
+
+// residentSnap is what a case's callbacks need beyond its summary: whether
+// it has a requester to call, and whether that one was forgotten.
+type residentSnap struct {
+	HasRequester bool `json:"has_requester,omitempty"`
+	Forgotten    bool `json:"forgotten,omitempty"`
+}
+
+func residentSnapOf(ent *boardEntry) *residentSnap {
+	has, forgotten := ent.hasRequester, ent.forgotten
+	if ent.c != nil {
+		has, forgotten = ent.c.HasRequester, ent.c.RequesterForgotten
+	}
+	if !has && !forgotten {
+		return nil
+	}
+	return &residentSnap{HasRequester: has, Forgotten: forgotten}
 }
 
 // openCaseSnap is what an open case's domain.Case holds beyond its summary:
@@ -127,6 +150,7 @@ func (b *Board) install(fresh *Board) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.cases, b.order, b.queues, b.strs, b.pos, b.day, b.retired = fresh.cases, fresh.order, fresh.queues, fresh.strs, fresh.pos, fresh.day, fresh.retired
+	b.callbacks = fresh.callbacks
 }
 
 func (b *Board) readSnapshot(r *snapReader) error {
@@ -255,8 +279,39 @@ func (b *Board) WriteSnapshot(w io.Writer) error {
 			e.raw(`,"position":`)
 			e.uint(s.Position)
 		}
+		if s.SecondRound {
+			e.raw(`,"second_round":true`)
+		}
+		if cb := s.Callback; cb != nil {
+			e.raw(`,"callback":{"status":`)
+			e.str(cb.Status)
+			e.raw(`,"attempts":`)
+			e.int(int64(cb.Attempts))
+			e.raw(`,"round":`)
+			e.int(int64(cb.Round))
+			e.raw(`,"since":`)
+			e.time(cb.Since)
+			if cb.EndedAt != nil {
+				e.raw(`,"ended_at":`)
+				e.time(*cb.EndedAt)
+			}
+			e.raw("}")
+		}
 		if ent.c != nil {
 			e.open(ent.c)
+		}
+		if r := residentSnapOf(ent); r != nil {
+			e.raw(`,"resident":{`)
+			if r.HasRequester {
+				e.raw(`"has_requester":true`)
+			}
+			if r.Forgotten {
+				if r.HasRequester {
+					e.raw(",")
+				}
+				e.raw(`"forgotten":true`)
+			}
+			e.raw("}")
 		}
 		e.raw("}")
 		if e.record(); e.err != nil {
@@ -369,7 +424,7 @@ func (b *Board) snapshot() *boardSnap {
 		snap.Day = dayKey(b.day)
 	}
 	for _, ent := range b.order {
-		cs := boardCaseSnap{CaseSummary: cloneSummary(&ent.sum)}
+		cs := boardCaseSnap{CaseSummary: cloneSummary(&ent.sum), Resident: residentSnapOf(ent)}
 		if ent.c != nil {
 			cs.Open = openCaseSnapOf(ent.c)
 		}
@@ -411,7 +466,15 @@ func (b *Board) restoreCase(cs *boardCaseSnap) error {
 		a := &s.Assignments[i]
 		a.ReportBy, a.ResolveBy = utcPtr(a.ReportBy), utcPtr(a.ResolveBy)
 	}
+	if cb := s.Callback; cb != nil {
+		cp := *cb
+		cp.Since, cp.EndedAt = cp.Since.UTC(), utcPtr(cp.EndedAt)
+		s.Callback = &cp
+	}
 	ent := &boardEntry{sum: s}
+	if r := cs.Resident; r != nil {
+		ent.hasRequester, ent.forgotten = r.HasRequester, r.Forgotten
+	}
 	switch {
 	case s.ClosedAt != nil && cs.Open != nil:
 		return fmt.Errorf("case %s is closed and open", s.CaseID)
@@ -422,6 +485,8 @@ func (b *Board) restoreCase(cs *boardCaseSnap) error {
 		if err != nil {
 			return err
 		}
+		c.SecondRound, c.Callback = s.SecondRound, s.Callback
+		c.HasRequester, c.RequesterForgotten = ent.hasRequester, ent.forgotten
 		ent.c = c
 		b.share(c)
 		ent.show()
@@ -434,6 +499,7 @@ func (b *Board) restoreCase(cs *boardCaseSnap) error {
 			a := &s.Assignments[i]
 			a.Assignee, a.Role, a.Status = b.strs.get(a.Assignee), domain.Role(b.strs.get(string(a.Role))), domain.AssignmentStatus(b.strs.get(string(a.Status)))
 		}
+		b.indexCallback(ent)
 	}
 	if n := len(b.order); n > 0 && b.order[n-1].key().cmp(ent.key()) >= 0 {
 		return fmt.Errorf("case %s is out of order", s.CaseID)

@@ -117,8 +117,10 @@ func (w *world) actorFor(c *domain.Case, cmd domain.Command) domain.Actor {
 	switch cmd := cmd.(type) {
 	case domain.Raise:
 		return domain.Actor{Role: domain.ActorStreet, ID: cmd.Street}
-	case domain.Route, domain.Verify, domain.Rate, domain.RevealRequester, domain.ForgetRequester:
+	case domain.Route, domain.Verify, domain.Rate, domain.RevealRequester, domain.ForgetRequester, domain.IssueReceipt, domain.RecordCallback:
 		return domain.Actor{Role: domain.ActorStreet, ID: c.Street}
+	case domain.RateByResident:
+		return domain.Actor{Role: domain.ActorResident, ID: "link"}
 	case domain.CheckDeadlines:
 		return domain.Actor{Role: domain.ActorSystem, ID: "sla-watcher"}
 	case domain.AddAttachment:

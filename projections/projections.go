@@ -158,7 +158,7 @@ func unknownCase(model string, env domain.Envelope) error {
 // holds, so that the case's version goes on and the model does not stall.
 func afterClosure(e domain.Event) bool {
 	switch e.(type) {
-	case domain.SatisfactionRated, domain.RequesterRevealed, domain.RequesterForgotten:
+	case domain.SatisfactionRated, domain.RequesterRevealed, domain.RequesterForgotten, domain.ReceiptIssued:
 		return true
 	}
 	return false

@@ -14,8 +14,10 @@ import (
 type QueueItem = view.QueueItem
 
 // index puts the case's open work in its assignees' queues and takes the
-// rest out. Lock held.
+// rest out, and the case in or out of its street's callback list. Lock
+// held.
 func (b *Board) index(ent *boardEntry) {
+	b.indexCallback(ent)
 	c := ent.c
 	for _, assignee := range c.Assignees() {
 		q := b.queues[assignee]

@@ -130,11 +130,11 @@ func TestSnapshotStreamFields(t *testing.T) {
 		v    any
 		want []string
 	}{
-		{CaseSummary{}, []string{"case_id", "street", "community", "category", "kind", "urgency", "title", "status", "raised_at", "closed_at", "assignments", "version", "position"}},
+		{CaseSummary{}, []string{"case_id", "street", "community", "category", "kind", "urgency", "title", "status", "raised_at", "closed_at", "assignments", "version", "position", "second_round", "callback"}},
 		{AssignmentSummary{}, []string{"assignee", "role", "status", "report_by", "resolve_by", "overdue"}},
 		{openSnap{}, []string{"case_id", "version", "raised_at", "kind", "street", "community", "category", "urgency", "involved", "assignments", "counted"}},
 		{asgSnap{}, []string{"assignee", "role", "made", "report_by", "resolve_by", "reported", "declined"}},
-		{closedSnap{}, []string{"case_id", "version", "day", "street", "community", "category", "urgency", "assignees"}},
+		{closedSnap{}, []string{"case_id", "version", "day", "street", "community", "category", "urgency", "assignees", "dispute"}},
 		{bucketSnap{}, []string{"dim", "key", "day", "counts", "report_seconds", "close_seconds"}},
 		{statsSnap{}, []string{"format", "time_zone", "position", "buckets", "open", "closed"}},
 		{boardSnap{}, []string{"format", "position", "cases", "day", "retired"}},

@@ -186,6 +186,15 @@ const (
 	cRatedUnsatisfied
 	cOverdue
 	cEscalations
+	// Callbacks (a POST /rate is a reached one), second rounds, and the
+	// ratings of the resident's own link (cRatings counts every source).
+	cCallbacks
+	cCallbacksReached
+	cSecondRounds
+	cResidentRatings
+	cResidentRatedSatisfied // + ratingIndex
+	cResidentRatedBasicallySatisfied
+	cResidentRatedUnsatisfied
 	numCounters
 )
 
@@ -194,6 +203,8 @@ var counterNames = [numCounters]string{
 	"disputes_resolved", "disputes_success", "ratings",
 	"rated_satisfied", "rated_basically_satisfied", "rated_unsatisfied",
 	"overdue", "escalations",
+	"callbacks", "callbacks_reached", "second_rounds", "resident_ratings",
+	"resident_rated_satisfied", "resident_rated_basically_satisfied", "resident_rated_unsatisfied",
 }
 
 type counts [numCounters]int64
@@ -248,12 +259,21 @@ type statAsg struct {
 	declined  bool
 }
 
-// closedCase is a closed case waiting for its rating.
+// closedCase is a closed case: callbacks, ratings and a second round may
+// still come. dispute is what it counted of its mediation (disputeResolved,
+// disputeSuccess), for a second round that resolves it again.
 type closedCase struct {
 	version uint64
 	day     int32
 	profile int32
+	dispute uint8
 }
+
+// The bits of closedCase.dispute.
+const (
+	disputeResolved uint8 = 1 << iota
+	disputeSuccess
+)
 
 // profile is the keys a closed case counts under, except its day.
 type profile struct {
@@ -382,10 +402,8 @@ func (s *Stats) apply(env domain.Envelope, e domain.Event) error {
 	if skip, err := versionCheck("stats", env, c.version); skip || err != nil {
 		return err
 	}
-	if r, ok := e.(domain.SatisfactionRated); ok {
-		if _, ok := ratingIndex(r.Rating); !ok {
-			return fmt.Errorf("%w: stats: case %s version %d: unknown rating %q", ErrUnexpectedEvent, env.CaseID, env.Version, r.Rating)
-		}
+	if err := checkRating(env, e); err != nil {
+		return err
 	}
 	c.version++
 	switch e := e.(type) {
@@ -445,14 +463,54 @@ func (s *Stats) apply(env domain.Envelope, e domain.Event) error {
 		}
 	case domain.CaseClosed:
 		s.close(env.CaseID, c, at)
-	case domain.SatisfactionRated:
-		// A rating before closure is not something the domain decides; count
-		// it all the same, and forget the case once it is closed too.
-		if c.contrib[cRatings] == 0 {
-			i, _ := ratingIndex(e.Rating)
-			s.bump(c, cRatings, 1)
-			s.bump(c, cRatedSatisfied+counter(i), 1)
+	case domain.SecondRoundOpened:
+		// Opened on a closed case, which the domain reopens; on an open one
+		// (not a log the domain writes) it only counts.
+		s.bump(c, cSecondRounds, 1)
+	case domain.SatisfactionRated, domain.CallbackMade, domain.ResidentRated:
+		// Every rating counts, from a callback or the resident's link; a
+		// callback may come while the case is resolved, not yet closed.
+		for _, d := range residentCounts(e) {
+			s.bump(c, d.counter, d.n)
 		}
+	}
+	return nil
+}
+
+type countDelta struct {
+	counter counter
+	n       int64
+}
+
+// residentCounts is what a callback, a rating or a second round counts.
+func residentCounts(e domain.Event) []countDelta {
+	rating := func(r domain.Rating, resident bool) []countDelta {
+		i, ok := ratingIndex(r)
+		if !ok {
+			return nil
+		}
+		out := []countDelta{{cRatings, 1}, {cRatedSatisfied + counter(i), 1}}
+		if resident {
+			out = append(out, countDelta{cResidentRatings, 1}, countDelta{cResidentRatedSatisfied + counter(i), 1})
+		}
+		return out
+	}
+	switch e := e.(type) {
+	case domain.SatisfactionRated: // POST /rate: a reached callback
+		return append([]countDelta{{cCallbacks, 1}, {cCallbacksReached, 1}}, rating(e.Rating, false)...)
+	case domain.CallbackMade:
+		out := []countDelta{{cCallbacks, 1}}
+		if e.Reached {
+			out = append(out, countDelta{cCallbacksReached, 1})
+		}
+		if e.Rating != "" {
+			out = append(out, rating(e.Rating, false)...)
+		}
+		return out
+	case domain.ResidentRated:
+		return rating(e.Rating, true)
+	case domain.SecondRoundOpened:
+		return []countDelta{{cSecondRounds, 1}}
 	}
 	return nil
 }
@@ -542,8 +600,36 @@ func (s *Stats) reportTime(c *openCase, assignee string, seconds float64) {
 	s.assigneeCell(c, assignee).report(seconds)
 }
 
-// close counts the closure, then keeps only what a rating will need.
+// checkRating refuses a rating the domain does not know.
+func checkRating(env domain.Envelope, e domain.Event) error {
+	var r domain.Rating
+	switch e := e.(type) {
+	case domain.SatisfactionRated:
+		r = e.Rating
+	case domain.ResidentRated:
+		r = e.Rating
+	case domain.CallbackMade:
+		if r = e.Rating; r == "" {
+			return nil
+		}
+	default:
+		return nil
+	}
+	if _, ok := ratingIndex(r); !ok {
+		return fmt.Errorf("%w: stats: case %s version %d: unknown rating %q", ErrUnexpectedEvent, env.CaseID, env.Version, r)
+	}
+	return nil
+}
+
+// close counts the closure, then keeps only what callbacks, ratings and a
+// second round will need. A case closed again after its second round
+// counted its closure already.
 func (s *Stats) close(id string, c *openCase, at time.Time) {
+	if c.contrib[cSecondRounds] > 0 {
+		delete(s.open, id)
+		s.closed[id] = s.closedOf(c)
+		return
+	}
 	var due time.Time
 	found := false
 	for i := len(c.asgs) - 1; i >= 0 && !found; i-- {
@@ -568,10 +654,49 @@ func (s *Stats) close(id string, c *openCase, at time.Time) {
 		b.close(secs)
 	}
 	delete(s.open, id)
-	if c.contrib[cRatings] > 0 {
-		return
+	s.closed[id] = s.closedOf(c)
+}
+
+func (s *Stats) closedOf(c *openCase) closedCase {
+	cc := closedCase{version: c.version, day: c.day, profile: s.internProfile(c.keys, c.involved)}
+	if c.contrib[cDisputesResolved] > 0 {
+		cc.dispute |= disputeResolved
 	}
-	s.closed[id] = closedCase{version: c.version, day: c.day, profile: s.internProfile(c.keys, c.involved)}
+	if c.contrib[cDisputesSuccess] > 0 {
+		cc.dispute |= disputeSuccess
+	}
+	return cc
+}
+
+// reopen makes a closed case open again for its second round: its cohort
+// keys and assignees from its profile, the leads back to reported with the
+// round's resolve_by, and what it counted of closure and mediation, so that
+// nothing counts twice.
+func (s *Stats) reopen(id string, cc closedCase, e domain.SecondRoundOpened, at time.Time) *openCase {
+	p := &s.profiles[cc.profile]
+	c := &openCase{version: cc.version, day: cc.day, raisedAt: at}
+	c.keys = p.keys
+	c.keys[dimDay] = s.strs.get(dayKey(cc.day))
+	for d := range numCaseDims {
+		c.caseB[d] = s.cell(dim(d), c.keys[d], cc.day)
+	}
+	for _, a := range p.assignees {
+		c.involved = append(c.involved, a)
+		c.invB = append(c.invB, s.cell(dimAssignee, a, cc.day))
+	}
+	for _, l := range e.Leads {
+		c.asgs = append(c.asgs, statAsg{assignee: s.strs.get(l), role: domain.RoleLead, made: at, resolveBy: e.ResolveBy.UTC(), reported: true})
+	}
+	c.contrib[cClosed] = 1
+	if cc.dispute&disputeResolved != 0 {
+		c.contrib[cDisputesResolved] = 1
+	}
+	if cc.dispute&disputeSuccess != 0 {
+		c.contrib[cDisputesSuccess] = 1
+	}
+	delete(s.closed, id)
+	s.open[id] = c
+	return c
 }
 
 func (s *Stats) internProfile(keys [numCaseDims]string, assignees []string) int32 {
@@ -602,23 +727,32 @@ func (s *Stats) applyClosed(env domain.Envelope, e domain.Event, cc closedCase) 
 	if skip, err := versionCheck("stats", env, cc.version); skip || err != nil {
 		return err
 	}
-	if figureNeutral(e) {
-		cc.version++
-		s.closed[env.CaseID] = cc
+	if err := checkRating(env, e); err != nil {
+		return err
+	}
+	switch e := e.(type) {
+	case domain.SatisfactionRated, domain.CallbackMade, domain.ResidentRated, domain.ReceiptIssued:
+	case domain.SecondRoundOpened:
+		c := s.reopen(env.CaseID, cc, e, env.OccurredAt.UTC())
+		c.version++
+		s.bump(c, cSecondRounds, 1)
 		return nil
+	default:
+		if !figureNeutral(e) {
+			return fmt.Errorf("%w: stats: case %s is closed: %s at version %d", ErrUnexpectedEvent, env.CaseID, env.Type, env.Version)
+		}
 	}
-	r, ok := e.(domain.SatisfactionRated)
-	if !ok {
-		return fmt.Errorf("%w: stats: case %s is closed: %s at version %d", ErrUnexpectedEvent, env.CaseID, env.Type, env.Version)
-	}
-	i, ok := ratingIndex(r.Rating)
-	if !ok {
-		return fmt.Errorf("%w: stats: case %s version %d: unknown rating %q", ErrUnexpectedEvent, env.CaseID, env.Version, r.Rating)
+	cc.version++
+	s.closed[env.CaseID] = cc
+	deltas := residentCounts(e)
+	if len(deltas) == 0 {
+		return nil
 	}
 	p := &s.profiles[cc.profile]
 	count := func(b cell) {
-		b.count(cRatings, 1)
-		b.count(cRatedSatisfied+counter(i), 1)
+		for _, d := range deltas {
+			b.count(d.counter, d.n)
+		}
 	}
 	for d := range numCaseDims {
 		key := p.keys[d]
@@ -630,7 +764,6 @@ func (s *Stats) applyClosed(env domain.Envelope, e domain.Event, cc closedCase) 
 	for _, a := range p.assignees {
 		count(s.cell(dimAssignee, a, cc.day))
 	}
-	delete(s.closed, env.CaseID)
 	return nil
 }
 
@@ -813,15 +946,27 @@ func (s *Stats) QueryDays(groupBy, key string, from, to time.Time) (Result, erro
 }
 
 func (s *Stats) group(key string, n *counts, report, closing *histAcc) Group {
-	weighted := 0.0
-	for i := range numRatings {
-		weighted += s.weights[i] * float64(n[cRatedSatisfied+counter(i)])
+	rate := func(first counter, minus *counts) (int64, *float64) {
+		var total int64
+		weighted := 0.0
+		for i := range numRatings {
+			k := n[first+counter(i)]
+			if minus != nil {
+				k -= minus[cResidentRatedSatisfied+counter(i)]
+			}
+			total += k
+			weighted += s.weights[i] * float64(k)
+		}
+		if total == 0 {
+			return 0, nil
+		}
+		v := weighted / float64(total)
+		return total, &v
 	}
-	var satisfaction *float64
-	if n[cRatings] > 0 {
-		v := weighted / float64(n[cRatings])
-		satisfaction = &v
-	}
+	_, satisfaction := rate(cRatedSatisfied, nil)
+	var bySource view.SatisfactionSource
+	bySource.Resident.Ratings, bySource.Resident.SatisfactionRate = rate(cResidentRatedSatisfied, nil)
+	bySource.Callback.Ratings, bySource.Callback.SatisfactionRate = rate(cRatedSatisfied, n)
 	return Group{
 		Key:                  key,
 		Raised:               n[cRaised],
@@ -843,6 +988,11 @@ func (s *Stats) group(key string, n *counts, report, closing *histAcc) Group {
 		P90CloseSeconds:      closing.quantile(0.9),
 		Overdue:              n[cOverdue],
 		Escalations:          n[cEscalations],
+		Callbacks:            n[cCallbacks],
+		CallbacksReached:     n[cCallbacksReached],
+		CallbackReachRate:    ratio(n[cCallbacksReached], n[cCallbacks]),
+		SecondRounds:         n[cSecondRounds],
+		SatisfactionBySource: bySource,
 	}
 }
 

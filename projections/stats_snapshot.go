@@ -26,13 +26,19 @@ import (
 // (time_zone); format 2 counted UTC days. Only a fold of the log can move
 // cases to other days, so a snapshot of format 2, or of another zone, is
 // refused likewise.
-const statsFormat = "whistle-stats/3"
+//
+// Format 4 keeps every closed case (callbacks, ratings from the resident's
+// link and a second round come after closure; format 3 forgot a case once
+// rated) with what it counted of its mediation (dispute), and counts
+// callbacks, second rounds and the resident's ratings.
+const statsFormat = "whistle-stats/4"
 
 // statsFormatsBefore are the formats statsFormat replaced, with why they
 // cannot be restored, for the error that refuses them.
 var statsFormatsBefore = map[string]string{
 	"whistle-stats/1": "it predates the street_category and street_urgency buckets, which only a fold of the log from the start can build",
 	"whistle-stats/2": "it counts UTC days, not the calendar's, and only a fold of the log from the start can move cases to their days",
+	"whistle-stats/3": "it forgot the cases once rated, whose callbacks and second rounds only a fold of the log from the start can count",
 }
 
 // statsSnap is the whole state of Stats in a canonical order: equal states
@@ -95,6 +101,7 @@ type closedSnap struct {
 	Category  string   `json:"category"`
 	Urgency   string   `json:"urgency"`
 	Assignees []string `json:"assignees"`
+	Dispute   uint8    `json:"dispute,omitempty"`
 }
 
 // MarshalBinary encodes the whole state, with the log position reached, as
@@ -333,6 +340,10 @@ func (s *Stats) WriteSnapshot(w io.Writer) error {
 		e.str(p.keys[dimUrgency])
 		e.raw(`,"assignees":`)
 		e.strs(p.assignees)
+		if cc.dispute != 0 {
+			e.raw(`,"dispute":`)
+			e.uint(uint64(cc.dispute))
+		}
 		e.raw("}")
 		if e.record(); e.err != nil {
 			return e.err
@@ -511,7 +522,7 @@ func (s *Stats) snapshot() *statsSnap {
 		snap.Closed = append(snap.Closed, closedSnap{
 			CaseID: id, Version: cc.version, Day: dayKey(cc.day),
 			Street: p.keys[dimStreet], Community: p.keys[dimCommunity], Category: p.keys[dimCategory], Urgency: p.keys[dimUrgency],
-			Assignees: append([]string{}, p.assignees...),
+			Assignees: append([]string{}, p.assignees...), Dispute: cc.dispute,
 		})
 	}
 	return snap
@@ -673,7 +684,10 @@ func (s *Stats) restoreClosed(cs *closedSnap) error {
 	for i, a := range cs.Assignees {
 		assignees[i] = s.strs.get(a)
 	}
-	s.closed[cs.CaseID] = closedCase{version: cs.Version, day: day, profile: s.internProfile(keys, assignees)}
+	if cs.Dispute > disputeResolved|disputeSuccess {
+		return fmt.Errorf("closed case %s: dispute %d", cs.CaseID, cs.Dispute)
+	}
+	s.closed[cs.CaseID] = closedCase{version: cs.Version, day: day, profile: s.internProfile(keys, assignees), dispute: cs.Dispute}
 	return nil
 }
 

@@ -28,6 +28,10 @@ type CaseSummary struct {
 	Assignments []Assignment   `json:"assignments"`
 	Version     uint64         `json:"version"`
 	Position    uint64         `json:"position,omitempty"`
+	// SecondRound: an unsatisfied resident reopened the case; Callback:
+	// its current round's callback task (回访), when it has a requester.
+	SecondRound bool                 `json:"second_round,omitempty"`
+	Callback    *domain.CallbackTask `json:"callback,omitempty"`
 }
 
 // Assignment is one assignment as the case list and a dispatch message
@@ -157,4 +161,26 @@ type StatsGroup struct {
 	P90CloseSeconds      *float64 `json:"p90_close_seconds"`
 	Overdue              int64    `json:"overdue"`
 	Escalations          int64    `json:"escalations"`
+	// Wave 2: callbacks (回访; a POST /rate counts as a reached one), their
+	// reach rate, second rounds opened by unsatisfied residents, and the
+	// satisfaction rate of each source of ratings (satisfaction_rate counts
+	// both).
+	Callbacks            int64              `json:"callbacks"`
+	CallbacksReached     int64              `json:"callbacks_reached"`
+	CallbackReachRate    *float64           `json:"callback_reach_rate"`
+	SecondRounds         int64              `json:"second_rounds"`
+	SatisfactionBySource SatisfactionSource `json:"satisfaction_by_source"`
+}
+
+// SatisfactionSource splits the ratings by where they came from: the
+// resident's own link, or a callback.
+type SatisfactionSource struct {
+	Resident SourceSatisfaction `json:"resident"`
+	Callback SourceSatisfaction `json:"callback"`
+}
+
+// SourceSatisfaction is the ratings of one source and their weighted rate.
+type SourceSatisfaction struct {
+	Ratings          int64    `json:"ratings"`
+	SatisfactionRate *float64 `json:"satisfaction_rate"`
 }
