@@ -52,7 +52,7 @@ type Board struct {
 	// due (see domain.Case.CallbackDue), the street's callback list.
 	callbacks map[string]map[string]*boardEntry
 	strs      interner
-	pos    uint64 // log position reached: every commit at or before it is in
+	pos       uint64 // log position reached: every commit at or before it is in
 	// day is the latest UTC day of an event applied; closed cases older
 	// than ClosedRetention before it have left.
 	day int32
