@@ -50,7 +50,16 @@ type Config struct {
 	// Requesters keeps the cases' keys for their requesters' personal data;
 	// nil: a raise with a requester is refused (503).
 	Requesters *pii.Vault
-	Log        *zap.Logger
+	// CaseNumbers hands out receipts' case numbers; nil: raises get no
+	// receipt and POST .../receipt is 503.
+	CaseNumbers CaseNumbers
+	// Callbacks serves GET /v1/callbacks (the board).
+	Callbacks CallbackList
+	// ResidentPerMinute and ResidentBurst limit each client address on the
+	// open receipt routes (GET /r/{token}, POST /r/{token}/rating);
+	// defaults 20 a minute, bursts of 30.
+	ResidentPerMinute, ResidentBurst int
+	Log                              *zap.Logger
 	// Ready reports whether the store and the bus can serve; nil means ready.
 	Ready func(ctx context.Context) error
 	// Observer, when set, is told of every request served.
@@ -108,6 +117,8 @@ type API struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	limits    *limits
+	// residentLimit throttles the open receipt routes per client address.
+	residentLimit *clientLimiter
 }
 
 // EndStreams ends every event stream at once, and those started later as
@@ -128,6 +139,13 @@ func New(cfg Config) *API {
 	}
 	a := &API{cfg: cfg, mux: http.NewServeMux(), closing: make(chan struct{}),
 		limits: newLimits(cfg.MaxInFlight, cfg.MaxStreamsPerPrincipal)}
+	if cfg.ResidentPerMinute <= 0 {
+		a.cfg.ResidentPerMinute = 20
+	}
+	if cfg.ResidentBurst <= 0 {
+		a.cfg.ResidentBurst = 30
+	}
+	a.residentLimit = newClientLimiter(a.cfg.ResidentPerMinute, a.cfg.ResidentBurst)
 	a.mux.HandleFunc("POST /v1/whistles", a.authed(a.raise))
 	a.mux.HandleFunc("GET /v1/cases/{id}", a.authed(a.getCase))
 	a.mux.HandleFunc("GET /v1/cases/{id}/history", a.authed(a.getHistory))
@@ -139,6 +157,12 @@ func New(cfg Config) *API {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	a.mux.HandleFunc("GET /readyz", a.readyz)
+	// The resident's receipt: no login, the link's token is the key.
+	a.mux.HandleFunc("GET /r/{token}", a.limited(a.residentPage))
+	a.mux.HandleFunc("POST /r/{token}/rating", a.limited(a.residentRate))
+	if cfg.Callbacks != nil {
+		a.mux.HandleFunc("GET /v1/callbacks", a.authed(a.callbacks))
+	}
 	if cfg.ReadModels != nil {
 		a.mux.HandleFunc("GET /v1/cases", a.authed(a.listCases))
 		a.mux.HandleFunc("GET /v1/stats", a.authed(a.stats))

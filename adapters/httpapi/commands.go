@@ -44,6 +44,15 @@ type CaseAnswer struct {
 	// Requester is the case's requester as the reader may see it: masked,
 	// revealed, or forgotten; absent when the case has none.
 	Requester *domain.RequesterView `json:"requester,omitempty"`
+	// Receipt and ResidentRating: for the case's street only; the receipt's
+	// link only in the answer that issued it.
+	Receipt        *ReceiptView           `json:"receipt,omitempty"`
+	ResidentRating *domain.ResidentRating `json:"resident_rating,omitempty"`
+}
+
+// caseAnswer is the answer of a case to the request's reader.
+func caseAnswer(r *http.Request, c *domain.Case, position uint64, requester *domain.RequesterView) CaseAnswer {
+	return CaseAnswer{Case: c, Position: position, Requester: requester, Receipt: receiptView(r, c), ResidentRating: residentRatingView(r, c)}
 }
 
 func (a *API) raise(w http.ResponseWriter, r *http.Request) {
@@ -90,6 +99,14 @@ func (a *API) raise(w http.ResponseWriter, r *http.Request) {
 		raise.Requester = sealed
 		canonical = append(canonical, "\x00requester "+print...)
 	}
+	// The receipt is left out of the fingerprint: a retry draws another
+	// token (and number), and is answered with the first case.
+	token, receipt, ok := a.receiptFor(w, r, req.CaseID, raise)
+	if !ok {
+		return
+	}
+	raise.Receipt = receipt
+	r = withReceiptToken(r, token)
 	sum := sha256.Sum256(canonical)
 	raise.RequestSHA256 = hex.EncodeToString(sum[:])
 	req.Command = raise
@@ -178,6 +195,23 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		cmd = domain.ForgetRequester{Reason: body.Reason}
+	case "callback":
+		var body struct {
+			Reached *bool  `json:"reached"`
+			Rating  string `json:"rating"`
+			Note    string `json:"note"`
+		}
+		if !decodeBody(w, r, &body, false) {
+			return
+		}
+		if body.Reached == nil {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_value", "reached (true or false) is required", "reached")
+			return
+		}
+		cmd = domain.RecordCallback{Reached: *body.Reached, Rating: body.Rating, Note: body.Note}
+	case "receipt":
+		a.reissueReceipt(w, r, caseID)
+		return
 	default:
 		writeError(w, http.StatusNotFound, "not_found", "no such command: "+action, "")
 		return
@@ -211,7 +245,7 @@ func (a *API) execute(w http.ResponseWriter, r *http.Request, req casehandler.Re
 	}
 	log.Info("command done", zap.Int("events", len(res.Events)), zap.Bool("already_done", res.AlreadyDone),
 		zap.Uint64("position", uint64(res.Position)), zap.Duration("duration", time.Since(start)))
-	writeJSON(w, status, CaseAnswer{Case: res.Case, Position: uint64(res.Position), Requester: a.answerRequester(r.Context(), log, res.Case)})
+	writeJSON(w, status, caseAnswer(r, res.Case, uint64(res.Position), a.answerRequester(r.Context(), log, res.Case)))
 }
 
 // idempotencyKey reads the optional Idempotency-Key header.

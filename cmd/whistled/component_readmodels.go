@@ -55,5 +55,5 @@ func startReadModels(ctx context.Context, d *deps) (running, error) {
 	log.Info("read models caught up", zap.Uint64("from", from), zap.Uint64("log_head", uint64(startHead)),
 		zap.Duration("took", time.Since(begin)))
 	d.readModels = runner
-	return running{serve: func(cfg *httpapi.Config) { cfg.ReadModels = reads }, stop: stop}, nil
+	return running{serve: func(cfg *httpapi.Config) { cfg.ReadModels, cfg.Callbacks = reads, runner.Board() }, stop: stop}, nil
 }

@@ -6,7 +6,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/whistle-gov/whistle/adapters/caseno"
 	"github.com/whistle-gov/whistle/adapters/pii"
+	"github.com/whistle-gov/whistle/domain"
 )
 
 // openVault opens the key store of the requesters' personal data: a bucket
@@ -18,4 +20,14 @@ func openVault(ctx context.Context, opts options, nc *nats.Conn) (*pii.Vault, er
 		return nil, fmt.Errorf("key store: %w", err)
 	}
 	return pii.Open(ctx, js, pii.Config{Replicas: opts.replicas})
+}
+
+// openCaseNumbers opens the receipts' case-number sequences, a bucket on
+// the bus beside the log (days in the calendar's time zone).
+func openCaseNumbers(ctx context.Context, opts options, nc *nats.Conn, dir *domain.Directory) (*caseno.Numbers, error) {
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("case numbers: %w", err)
+	}
+	return caseno.Open(ctx, js, dir.WorkCalendar().Location(), caseno.Config{Replicas: opts.replicas})
 }

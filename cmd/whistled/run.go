@@ -95,6 +95,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	caseNumbers, err := openCaseNumbers(ctx, opts, bus.nc, dir)
+	if err != nil {
+		return err
+	}
 	handler := casehandler.New(store, dir, time.Now, log)
 	handler.SetMaxEvents(opts.maxEventsPerCase)
 	// One cache of case states and one subscription to the log, shared by
@@ -119,12 +123,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Components end their work before the store and the bus close (deferred earlier).
 	defer func() { stopWork(); started.stop(); <-followDone }()
 	apiCfg := httpapi.Config{
-		Handler:    handler,
-		Store:      store,
-		Directory:  dir,
-		Auth:       principals,
-		Requesters: vault,
-		Log:        log,
+		Handler:     handler,
+		Store:       store,
+		Directory:   dir,
+		Auth:        principals,
+		Requesters:  vault,
+		CaseNumbers: caseNumbers,
+		Log:         log,
 		Ready: func(ctx context.Context) error {
 			if !bus.nc.IsConnected() {
 				return errors.New("not connected to NATS")

@@ -1,0 +1,93 @@
+// Package caseno hands out the short case numbers of receipts, which people
+// read aloud: one sequence per street and day, "20261202-0007", kept in the
+// JetStream key-value bucket WHISTLE_CASENO beside the log. A number is
+// taken with a compare-and-set, so two whistled sharing the bus never hand
+// out the same one; it then goes into the raise's event, so the log, a
+// replay and every read see the same number. A raise that is refused or
+// retried after taking one leaves a gap, never a duplicate.
+package caseno
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the key-value bucket of the sequences.
+const Bucket = "WHISTLE_CASENO"
+
+// Config shapes Numbers.
+type Config struct {
+	// Replicas of the bucket on a cluster, like whistle's other streams;
+	// default 1.
+	Replicas int
+}
+
+// Numbers hands out case numbers. It is safe for concurrent use.
+type Numbers struct {
+	kv  jetstream.KeyValue
+	loc *time.Location
+}
+
+// Open creates or updates the bucket. Days are those of loc (the
+// calendar's time zone).
+func Open(ctx context.Context, js jetstream.JetStream, loc *time.Location, cfg Config) (*Numbers, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: Bucket, Description: "whistle: the last case number of each street and day",
+		History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("caseno: bucket %s (replicas %d): %w", Bucket, cfg.Replicas, err)
+	}
+	return &Numbers{kv: kv, loc: loc}, nil
+}
+
+// Next takes the next number of street on the day of now: the day and a
+// sequence from 1, at least four digits ("20261202-0007"). street must be a
+// valid key (a directory id is). When it returns an error, no number was
+// taken, or one was and is lost (a gap).
+func (n *Numbers) Next(ctx context.Context, street string, now time.Time) (string, error) {
+	day := now.In(n.loc).Format("20060102")
+	key := street + "." + day
+	for range 32 {
+		entry, err := n.kv.Get(ctx, key)
+		var seq uint64
+		var rev uint64
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return "", fmt.Errorf("caseno: read %s: %w", key, err)
+		default:
+			if seq, err = strconv.ParseUint(string(entry.Value()), 10, 64); err != nil {
+				return "", fmt.Errorf("caseno: %s holds %q", key, entry.Value())
+			}
+			rev = entry.Revision()
+		}
+		next := []byte(strconv.FormatUint(seq+1, 10))
+		if rev == 0 {
+			_, err = n.kv.Create(ctx, key, next)
+		} else {
+			_, err = n.kv.Update(ctx, key, next, rev)
+		}
+		if err == nil {
+			return fmt.Sprintf("%s-%04d", day, seq+1), nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
+			return "", fmt.Errorf("caseno: take %s: %w", key, err)
+		}
+		// Another raise took it meanwhile: read again.
+	}
+	return "", fmt.Errorf("caseno: take %s: too much contention", key)
+}
+
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}

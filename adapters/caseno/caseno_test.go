@@ -1,0 +1,84 @@
+package caseno
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func numbers(t *testing.T) *Numbers {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(ns.Shutdown)
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	n, err := Open(context.Background(), js, loc, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestNumbersAreUniquePerStreetAndDay: twenty raises at once in one street
+// get twenty different numbers, 1 to 20; another street and another day
+// (of the calendar's zone: 16:30 UTC is the next day in Shanghai) start
+// again from 1.
+func TestNumbersAreUniquePerStreetAndDay(t *testing.T) {
+	n := numbers(t)
+	ctx := context.Background()
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			no, err := n.Next(ctx, "longqiao", now)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			seen[no] = true
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 20 || !seen["20261202-0001"] || !seen["20261202-0020"] {
+		t.Fatalf("numbers %v, want 20261202-0001 to -0020", seen)
+	}
+	for _, tc := range []struct {
+		street string
+		at     time.Time
+		want   string
+	}{
+		{"xindu", now, "20261202-0001"},
+		{"longqiao", time.Date(2026, 12, 2, 16, 30, 0, 0, time.UTC), "20261203-0001"},
+		{"longqiao", now, "20261202-0021"},
+	} {
+		if got, err := n.Next(ctx, tc.street, tc.at); err != nil || got != tc.want {
+			t.Errorf("%s at %s: %q %v, want %q", tc.street, tc.at, got, err, tc.want)
+		}
+	}
+}
