@@ -63,19 +63,19 @@ import (
 //   - per open case: its cohort keys, its assignments (assignee, role,
 //     times) and what it counted so far (about 380 bytes plus 100 per
 //     assignment);
-//   - per closed case not yet rated: a 16-byte record (version, cohort day,
-//     index of its interned profile of keys) plus its id in a map, because a
-//     rating may still come; the record is dropped when the rating comes.
-//     Cases that are never rated keep this record; the profiles (distinct
+//   - per closed case: a 17-byte record (version, cohort day, index of its
+//     interned profile of keys, what it counted of its mediation) plus its id
+//     in a map, because callbacks, ratings and a second round may still
+//     come. Every closed case keeps this record; the profiles (distinct
 //     combinations of street, community, category, urgency and assignees) are
 //     bounded by the directory, not by history.
 //
-// A case is forgotten once closed and rated. Its events are not expected
-// again (ApplyCommit skips a commit at or below the position reached, and
-// the caller resumes after the snapshot's position): a redelivered event of a
-// forgotten case is refused with ErrUnknownCase, except a redelivered
-// WhistleRaised, which would count the case again and cannot be told from a
-// new one without keeping every case forever.
+// A closed case is never forgotten: callbacks, ratings (from a callback or
+// the resident's link) and a second round come after closure, so it keeps
+// its small record (above) for good; a second round reopens it from that
+// record, and its closure and mediation are not counted twice. Events that
+// count nothing (a reveal, a forgetting, a receipt) of a case not held are
+// skipped.
 //
 // Stats is safe for concurrent use. The zero value is not usable: call
 // NewStats.

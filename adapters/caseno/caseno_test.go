@@ -11,9 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func numbers(t *testing.T) *Numbers {
+func numbers(t *testing.T) *Numbers { return numbersWith(t, false) }
+
+// numbersWith starts an embedded server (fsyncing every write when
+// syncAlways, as whistled's default does) and opens Numbers on it.
+func numbersWith(t testing.TB, syncAlways bool) *Numbers {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true})
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), DontListen: true, SyncAlways: syncAlways})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,5 +84,28 @@ func TestNumbersAreUniquePerStreetAndDay(t *testing.T) {
 		if got, err := n.Next(ctx, tc.street, tc.at); err != nil || got != tc.want {
 			t.Errorf("%s at %s: %q %v, want %q", tc.street, tc.at, got, err, tc.want)
 		}
+	}
+}
+
+// BenchmarkNext is what a raise pays for its case number: a read and a
+// compare-and-set of its street's key, on a server that fsyncs every write
+// (whistled's default --fsync always) or on its interval.
+func BenchmarkNext(b *testing.B) {
+	for _, always := range []bool{true, false} {
+		name := "fsync=interval"
+		if always {
+			name = "fsync=always"
+		}
+		b.Run(name, func(b *testing.B) {
+			n := numbersWith(b, always)
+			now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := n.Next(context.Background(), "longqiao", now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

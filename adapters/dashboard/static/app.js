@@ -8,7 +8,7 @@
   const SEEN_KEY = 'whistle.cases';
   const I18N = window.WHISTLE_I18N;
   const VIEWS = {
-    street: ['raise', 'cases', 'figures', 'timeline'],
+    street: ['raise', 'cases', 'callbacks', 'figures', 'timeline'],
     department: ['queue', 'timeline'],
     unit: ['queue', 'timeline'],
     auditor: ['figures', 'overdue', 'cases', 'timeline']
@@ -36,7 +36,10 @@
     stats: null,
     statsError: null,
     overdue: null,
-    timeline: null
+    timeline: null,
+    callbacks: null, // the street's callbacks due (GET /v1/callbacks)
+    phones: new Map(), // case_id → phone revealed in this session (the reveal is recorded)
+    receipts: new Map() // case_id → receipt issued in this session, with its link
   };
 
   // ---- small helpers ----
@@ -282,7 +285,9 @@
     token = me = dir = null;
     state.cases.clear();
     state.queue.clear();
-    Object.assign(state, { queueSynced: false, stats: null, statsAt: 0, statsError: null, statsAgain: false, catStreet: '', overdue: null, timeline: null, listError: null, listNext: null });
+    Object.assign(state, { queueSynced: false, stats: null, statsAt: 0, statsError: null, statsAgain: false, catStreet: '', overdue: null, timeline: null, listError: null, listNext: null, callbacks: null });
+    state.phones.clear();
+    state.receipts.clear();
     history.replaceState(null, '', location.pathname);
     document.getElementById('nav').hidden = true;
     document.getElementById('views').replaceChildren();
@@ -337,7 +342,7 @@
     const section = h('section', { id: 'view-' + view, class: 'view', 'aria-labelledby': 'h-' + view });
     root.replaceChildren(section);
     ({ raise: renderRaise, cases: renderCases, figures: renderFigures, overdue: renderOverdue,
-      queue: renderQueue, timeline: renderTimeline })[view](section, arg);
+      queue: renderQueue, timeline: renderTimeline, callbacks: renderCallbacks })[view](section, arg);
     tick();
   }
 
@@ -495,7 +500,8 @@
     const same = old && JSON.stringify(old) === JSON.stringify(c);
     state.cases.set(c.case_id, c);
     if (quiet) return;
-    const el = document.querySelector('li.item[data-case-id="' + c.case_id + '"]');
+    // A callback's row is the callback list's own (loadCallbacks redraws it).
+    const el = document.querySelector('li.item:not(.callback)[data-case-id="' + c.case_id + '"]');
     // A read that shows nothing new (the echo of this tab's own command,
     // or a second read of one change) leaves the item alone, and with it
     // a form being filled in there.
@@ -719,6 +725,8 @@
         c.mediation ? h('p', { text: t('m_' + c.mediation) }) : null));
     const actions = h('div', { class: 'actions' });
     if (me.role === 'street') {
+      actions.append(h('button', { type: 'button', class: 'secondary', 'data-action': 'receipt', text: t('receiptIssue'),
+        onclick: () => issueReceipt(c) }));
       if (c.status === 'resolved') actions.append(verifyForm(c));
       if (c.status === 'closed' && 'rating' in c && !c.rating) actions.append(rateForm(c));
       if (c.status === 'unassigned') actions.append(routeForm(c));
@@ -728,7 +736,107 @@
     actions.append(h('button', { type: 'button', class: 'secondary', 'data-action': 'timeline', text: t('open'),
       onclick: () => { location.hash = '#timeline/' + encodeURIComponent(c.case_id); } }));
     li.append(actions);
+    const rc = state.receipts.get(c.case_id);
+    if (rc) li.append(receiptBox(rc));
     return li;
+  }
+
+  // ---- street: receipts and callbacks (回执, 回访) ----
+
+  // issueReceipt asks for a new link (the old one stops working): the link
+  // is shown only in the answer that issues it.
+  async function issueReceipt(c) {
+    const ans = await command(c, 'receipt', {});
+    if (ans && ans.receipt && ans.receipt.link) {
+      state.receipts.set(c.case_id, ans.receipt);
+      renderAll();
+    }
+  }
+
+  function receiptBox(rc) {
+    const url = location.origin + rc.link;
+    const sms = t('receiptSMS', rc.case_no, url);
+    return h('div', { class: 'receipt card', 'data-case-no': rc.case_no },
+      h('h4', { text: t('receipt') }),
+      h('p', {}, t('receiptNo') + ' ', h('strong', { class: 'case-no', text: rc.case_no })),
+      h('p', {}, t('receiptLink') + ' ', h('a', { class: 'receipt-link', href: url, target: '_blank', rel: 'noreferrer', text: url })),
+      h('p', { class: 'hint' }, t('receiptSMSHint')),
+      h('textarea', { class: 'sms', readonly: true, rows: 3, text: sms }),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'secondary', text: t('print'), onclick: () => window.print() }),
+        h('a', { class: 'button secondary', href: 'sms:?body=' + encodeURIComponent(sms), text: t('sendSMS') })));
+  }
+
+  async function loadCallbacks() {
+    try {
+      const ans = await api('GET', '/v1/callbacks');
+      state.callbacks = ans.callbacks || [];
+      state.callbacksError = null;
+    } catch (e) {
+      state.callbacksError = e.message;
+    }
+    if (state.view === 'callbacks') renderAll();
+  }
+
+  function renderCallbacks(section) {
+    section.append(heading('callbacks', t('callbacksTitle')),
+      h('p', { class: 'hint', text: t('callbacksHelp') }),
+      h('div', { class: 'filters' }, h('button', { type: 'button', class: 'secondary', id: 'callbacks-refresh', text: t('refresh'), onclick: () => loadCallbacks() })));
+    if (state.callbacks === null) {
+      section.append(h('p', { text: t('loading') }));
+      if (!state.callbacksError) loadCallbacks();
+      return;
+    }
+    if (state.callbacksError) section.append(h('p', { class: 'error', text: t('failed', state.callbacksError) }));
+    section.append(state.callbacks.length
+      ? h('ul', { class: 'items', id: 'callback-list' }, state.callbacks.map(callbackItem))
+      : h('p', { class: 'empty', id: 'callbacks-empty', text: t('noCallbacks') }));
+  }
+
+  function callbackItem(it) {
+    const c = { case_id: it.case_id, title: it.title };
+    const phone = state.phones.get(it.case_id);
+    const cb = it.callback || {};
+    return h('li', { class: 'item callback', 'data-case-id': it.case_id },
+      h('h3', {}, it.title || it.case_id, ' ', badge('s', it.case_status), it.second_round ? h('span', { class: 'badge', text: t('secondRound') }) : null),
+      caseMeta(it),
+      h('p', { text: t('callbackAttempts', cb.attempts || 0, 3) }),
+      phone
+        ? h('p', { class: 'phone' }, t('phone') + ' ', h('a', { href: 'tel:' + phone.replace(/[^0-9+]/g, ''), class: 'phone-number', text: phone }), ' ',
+          h('span', { class: 'hint', text: t('revealRecorded') }))
+        : h('button', { type: 'button', class: 'secondary', 'data-action': 'reveal', text: t('revealPhone'), onclick: () => revealPhone(it) }),
+      h('div', { class: 'actions' }, callbackForm(c, it)));
+  }
+
+  // revealPhone shows the requester's phone: the reveal is recorded in the
+  // case's history (RequesterRevealed) before the phone is shown.
+  async function revealPhone(it) {
+    try {
+      const ans = await api('GET', '/v1/cases/' + encodeURIComponent(it.case_id) + '?reveal=requester');
+      const r = ans.requester || {};
+      if (r.forgotten) { setStatus(t('requesterForgotten'), 'err'); return; }
+      state.phones.set(it.case_id, r.phone || '');
+      renderAll();
+    } catch (e) {
+      setStatus(t('failed', e.message), 'err');
+    }
+  }
+
+  function callbackForm(c, it) {
+    return actionForm(c, 'callback', t('callback'), (id) => [
+      h('fieldset', {}, h('legend', { text: t('callbackLegend') }),
+        h('label', {}, h('input', { type: 'radio', name: id + '-r', value: 'yes', checked: true }), t('reached')),
+        h('label', {}, h('input', { type: 'radio', name: id + '-r', value: 'no' }), t('notReached'))),
+      field(id + '-rating', t('rating'), select([['', t('none')]].concat(it.case_status === 'closed' ? RATINGS.map((r) => [r, t('r_' + r)]) : []), '')),
+      field(id + '-note', t('note'), h('input', { type: 'text' }))
+    ], (form, id) => {
+      const body = { reached: form.querySelector('input[name="' + id + '-r"]:checked').value === 'yes' };
+      const rating = document.getElementById(id + '-rating').value;
+      const note = document.getElementById(id + '-note').value.trim();
+      if (rating && body.reached) body.rating = rating;
+      if (note) body.note = note;
+      return body;
+    }, true);
   }
 
   // command posts a case command; on success it updates the case (or the
@@ -743,6 +851,7 @@
       setStatus(t('done', t(action) + ' · ' + (ans.title || c.title || c.case_id)), 'ok');
       if (me.role === 'street' || me.role === 'auditor') upsertCase(ans);
       else applyCaseToQueue(ans);
+      if (action === 'callback') loadCallbacks();
       return ans;
     } catch (e) {
       const msg = t('failed', e.message);

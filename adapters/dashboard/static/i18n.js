@@ -48,7 +48,15 @@ window.WHISTLE_I18N = {
     f_street: '街道', f_community: '社区', f_category: '类别', f_kind: '类型', f_urgency: '紧急程度', f_title: '标题', f_description: '描述',
     f_location: '地点', f_assignee: '承办单位', f_role: '角色', f_report_by: '报到时限', f_resolve_by: '办结时限', f_by_hand: '人工派单', f_note: '说明',
     f_reason: '原因', f_suggest: '建议转交', f_mediation: '调处结果', f_rating: '满意度', f_deadline: '时限', f_level: '层级', f_due: '到期', f_accepted: '通过',
-    required: '请填写：{0}', failed: '操作失败：{0}', done: '已完成：{0}', loading: '加载中…'
+    required: '请填写：{0}', failed: '操作失败：{0}', done: '已完成：{0}', loading: '加载中…',
+    v_callbacks: '回访', callbacksTitle: '待回访', callbacksHelp: '已处置或已办结、留有诉求人电话的案件。电话按需显示，每次显示都记入案件历史。',
+    noCallbacks: '暂无待回访', callbackAttempts: '已回访 {0} 次（未接通满 {1} 次即结束）', revealPhone: '显示电话', phone: '电话：',
+    revealRecorded: '（本次查看已记录）', requesterForgotten: '诉求人信息已删除，无法回访。', callback: '回访', callbackLegend: '回访结果',
+    reached: '已接通', notReached: '未接通', secondRound: '第二轮',
+    receipt: '回执', receiptIssue: '回执', receiptNo: '受理编号：', receiptLink: '查询链接：', receiptSMSHint: '可打印交给群众，或用短信发送（旧链接随即失效）：',
+    receiptSMS: '【龙桥街道】您的诉求已受理，编号 {0}。办理进度与评价：{1}', print: '打印', sendSMS: '短信发送',
+    ev_ReceiptIssued: '回执', ev_ResidentRated: '群众评价', ev_SecondRoundOpened: '第二轮办理', ev_CallbackMade: '回访',
+    ev_RequesterRevealed: '查看诉求人', ev_RequesterForgotten: '删除诉求人信息'
   },
   en: {
     search: 'Search', searchHint: 'title, number, community or category', raisedFrom: 'Raised from', raisedTo: 'to', overdueOnly: 'Overdue only', details: 'Details',
@@ -96,6 +104,14 @@ window.WHISTLE_I18N = {
     f_street: 'street', f_community: 'community', f_category: 'category', f_kind: 'kind', f_urgency: 'urgency', f_title: 'title', f_description: 'description',
     f_location: 'location', f_assignee: 'assignee', f_role: 'role', f_report_by: 'report by', f_resolve_by: 'resolve by', f_by_hand: 'routed by hand', f_note: 'note',
     f_reason: 'reason', f_suggest: 'suggested', f_mediation: 'mediation', f_rating: 'rating', f_deadline: 'deadline', f_level: 'level', f_due: 'due', f_accepted: 'accepted',
-    required: 'Please fill in: {0}', failed: 'Failed: {0}', done: 'Done: {0}', loading: 'Loading…'
+    required: 'Please fill in: {0}', failed: 'Failed: {0}', done: 'Done: {0}', loading: 'Loading…',
+    v_callbacks: 'Callbacks', callbacksTitle: 'Callbacks due', callbacksHelp: 'Resolved or closed cases whose requester left a phone number. The phone is shown on demand, and every showing is recorded in the case\'s history.',
+    noCallbacks: 'No callbacks due', callbackAttempts: 'Called {0} times (it ends after {1} unanswered)', revealPhone: 'Show the phone', phone: 'Phone:',
+    revealRecorded: '(this showing is recorded)', requesterForgotten: 'The requester was forgotten: nobody to call back.', callback: 'Call back', callbackLegend: 'The call',
+    reached: 'answered', notReached: 'not answered', secondRound: 'second round',
+    receipt: 'Receipt', receiptIssue: 'Receipt', receiptNo: 'Case number:', receiptLink: 'Link:', receiptSMSHint: 'Print it for the resident, or send it by SMS (the old link stops working):',
+    receiptSMS: 'Your request was received, case number {0}. Follow it and rate it: {1}', print: 'Print', sendSMS: 'Send by SMS',
+    ev_ReceiptIssued: 'receipt', ev_ResidentRated: 'resident\'s rating', ev_SecondRoundOpened: 'second round', ev_CallbackMade: 'callback',
+    ev_RequesterRevealed: 'requester shown', ev_RequesterForgotten: 'requester forgotten'
   }
 };
