@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +32,33 @@ type Config struct {
 type Numbers struct {
 	kv  jetstream.KeyValue
 	loc *time.Location
+
+	// The raises of one street take their numbers one at a time here, from
+	// the last revision this process wrote: one write per number and no
+	// read, where concurrent raises would otherwise read, collide and
+	// retry. Another whistled's write only makes the next update fail and
+	// read again.
+	mu   sync.Mutex
+	keys map[string]*sequence
+}
+
+type sequence struct {
+	mu       sync.Mutex
+	seq, rev uint64 // as last written or read; rev 0: not known
+}
+
+func (n *Numbers) sequenceOf(key string) *sequence {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.keys[key]
+	if !ok {
+		if len(n.keys) > 4096 {
+			clear(n.keys) // yesterday's keys; a forgotten one is read again
+		}
+		s = &sequence{}
+		n.keys[key] = s
+	}
+	return s
 }
 
 // Open creates or updates the bucket. Days are those of loc (the
@@ -46,7 +74,7 @@ func Open(ctx context.Context, js jetstream.JetStream, loc *time.Location, cfg C
 	if err != nil {
 		return nil, fmt.Errorf("caseno: bucket %s (replicas %d): %w", Bucket, cfg.Replicas, err)
 	}
-	return &Numbers{kv: kv, loc: loc}, nil
+	return &Numbers{kv: kv, loc: loc, keys: map[string]*sequence{}}, nil
 }
 
 // Next takes the next number of street on the day of now: the day and a
@@ -56,33 +84,41 @@ func Open(ctx context.Context, js jetstream.JetStream, loc *time.Location, cfg C
 func (n *Numbers) Next(ctx context.Context, street string, now time.Time) (string, error) {
 	day := now.In(n.loc).Format("20060102")
 	key := street + "." + day
+	sq := n.sequenceOf(key)
+	sq.mu.Lock()
+	defer sq.mu.Unlock()
 	for range 32 {
-		entry, err := n.kv.Get(ctx, key)
-		var seq uint64
-		var rev uint64
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return "", fmt.Errorf("caseno: read %s: %w", key, err)
-		default:
-			if seq, err = strconv.ParseUint(string(entry.Value()), 10, 64); err != nil {
-				return "", fmt.Errorf("caseno: %s holds %q", key, entry.Value())
+		if sq.rev == 0 {
+			entry, err := n.kv.Get(ctx, key)
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound):
+				sq.seq = 0
+			case err != nil:
+				return "", fmt.Errorf("caseno: read %s: %w", key, err)
+			default:
+				if sq.seq, err = strconv.ParseUint(string(entry.Value()), 10, 64); err != nil {
+					return "", fmt.Errorf("caseno: %s holds %q", key, entry.Value())
+				}
+				sq.rev = entry.Revision()
 			}
-			rev = entry.Revision()
 		}
-		next := []byte(strconv.FormatUint(seq+1, 10))
-		if rev == 0 {
-			_, err = n.kv.Create(ctx, key, next)
+		next := []byte(strconv.FormatUint(sq.seq+1, 10))
+		var rev uint64
+		var err error
+		if sq.rev == 0 {
+			rev, err = n.kv.Create(ctx, key, next)
 		} else {
-			_, err = n.kv.Update(ctx, key, next, rev)
+			rev, err = n.kv.Update(ctx, key, next, sq.rev)
 		}
 		if err == nil {
-			return fmt.Sprintf("%s-%04d", day, seq+1), nil
+			sq.seq, sq.rev = sq.seq+1, rev
+			return fmt.Sprintf("%s-%04d", day, sq.seq), nil
 		}
+		sq.rev = 0 // read again before the next try
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
 			return "", fmt.Errorf("caseno: take %s: %w", key, err)
 		}
-		// Another raise took it meanwhile: read again.
+		// Another whistled took it meanwhile: read again.
 	}
 	return "", fmt.Errorf("caseno: take %s: too much contention", key)
 }

@@ -109,3 +109,41 @@ func BenchmarkNext(b *testing.B) {
 		})
 	}
 }
+
+// TestTwoProcessesShareOneSequence: two Numbers on one bucket (two whistled
+// on one NATS), each taking numbers concurrently, never hand out one twice:
+// one that wrote last only learns of the other's writes by a refused update.
+func TestTwoProcessesShareOneSequence(t *testing.T) {
+	a := numbers(t)
+	b := &Numbers{kv: a.kv, loc: a.loc, keys: map[string]*sequence{}}
+	ctx := context.Background()
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		n := a
+		if i%2 == 1 {
+			n = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			no, err := n.Next(ctx, "longqiao", now)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[no] {
+				t.Errorf("%s handed out twice", no)
+			}
+			seen[no] = true
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 40 || !seen["20261202-0040"] {
+		t.Fatalf("%d numbers, want 20261202-0001 to -0040: %v", len(seen), seen)
+	}
+}
