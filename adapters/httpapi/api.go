@@ -24,8 +24,10 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	"github.com/whistle-gov/whistle/adapters/attachments"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/eventstore"
+	"github.com/whistle-gov/whistle/adapters/httpapi/openapi"
 	"github.com/whistle-gov/whistle/adapters/pii"
 	"github.com/whistle-gov/whistle/domain"
 	"go.uber.org/zap"
@@ -59,7 +61,9 @@ type Config struct {
 	// open receipt routes (GET /r/{token}, POST /r/{token}/rating);
 	// defaults 20 a minute, bursts of 30.
 	ResidentPerMinute, ResidentBurst int
-	Log                              *zap.Logger
+	// Attachments keeps the cases' files; nil: adding or reading one is 503.
+	Attachments *attachments.Store
+	Log         *zap.Logger
 	// Ready reports whether the store and the bus can serve; nil means ready.
 	Ready func(ctx context.Context) error
 	// Observer, when set, is told of every request served.
@@ -150,6 +154,8 @@ func New(cfg Config) *API {
 	a.mux.HandleFunc("GET /v1/cases/{id}", a.authed(a.getCase))
 	a.mux.HandleFunc("GET /v1/cases/{id}/history", a.authed(a.getHistory))
 	a.mux.HandleFunc("POST /v1/cases/{id}/{action}", a.authed(a.caseCommand))
+	a.mux.HandleFunc("POST /v1/cases/{id}/attachments", a.authed(a.addAttachment))
+	a.mux.HandleFunc("GET /v1/cases/{id}/attachments/{sha256}", a.authed(a.getAttachment))
 	a.mux.HandleFunc("GET /v1/directory", a.authed(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, cfg.Directory)
 	}))
@@ -163,6 +169,8 @@ func New(cfg Config) *API {
 	if cfg.Callbacks != nil {
 		a.mux.HandleFunc("GET /v1/callbacks", a.authed(a.callbacks))
 	}
+	// Open like /healthz: it describes the API, no case data.
+	a.mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
 	if cfg.ReadModels != nil {
 		a.mux.HandleFunc("GET /v1/cases", a.authed(a.listCases))
 		a.mux.HandleFunc("GET /v1/stats", a.authed(a.stats))
@@ -344,6 +352,12 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(openapi.Document)
+}
+
 // ErrorBody is the shape of every error answer.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
@@ -390,6 +404,8 @@ func (a *API) writeFailure(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, "idempotency_key_reused", err.Error(), "Idempotency-Key")
 	case errors.Is(err, casehandler.ErrContention):
 		writeError(w, http.StatusConflict, "version_conflict", err.Error(), "")
+	case errors.Is(err, errNoAttachments):
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "this service keeps no attachments: it runs without an attachment store", "")
 	case errors.Is(err, errNoVault):
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "this service keeps no personal data: it runs without a key store", "requester")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/whistle-gov/whistle/adapters/attachments"
 	"github.com/whistle-gov/whistle/adapters/caseno"
 	"github.com/whistle-gov/whistle/adapters/pii"
 	"github.com/whistle-gov/whistle/domain"
@@ -30,4 +31,14 @@ func openCaseNumbers(ctx context.Context, opts options, nc *nats.Conn, dir *doma
 		return nil, fmt.Errorf("case numbers: %w", err)
 	}
 	return caseno.Open(ctx, js, dir.WorkCalendar().Location(), caseno.Config{Replicas: opts.replicas})
+}
+
+// openAttachments opens the object store bucket of the cases' files, on the
+// bus beside the log like the keys, replicated as the other buckets.
+func openAttachments(ctx context.Context, opts options, nc *nats.Conn) (*attachments.Store, error) {
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("attachment store: %w", err)
+	}
+	return attachments.Open(ctx, js, attachments.Config{Replicas: opts.replicas})
 }

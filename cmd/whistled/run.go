@@ -99,6 +99,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	files, err := openAttachments(ctx, opts, bus.nc)
+	if err != nil {
+		return err
+	}
 	handler := casehandler.New(store, dir, time.Now, log)
 	handler.SetMaxEvents(opts.maxEventsPerCase)
 	// One cache of case states and one subscription to the log, shared by
@@ -129,6 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Auth:        principals,
 		Requesters:  vault,
 		CaseNumbers: caseNumbers,
+		Attachments: files,
 		Log:         log,
 		Ready: func(ctx context.Context) error {
 			if !bus.nc.IsConnected() {
