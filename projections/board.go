@@ -51,8 +51,11 @@ type Board struct {
 	// callbacks: street → case id → the entry of a case whose callback is
 	// due (see domain.Case.CallbackDue), the street's callback list.
 	callbacks map[string]map[string]*boardEntry
-	strs      interner
-	pos       uint64 // log position reached: every commit at or before it is in
+	// inbox is street → case id → the entry of a ticket's case waiting
+	// for that street to sign for it (status received): see Inbox.
+	inbox map[string]map[string]*boardEntry
+	strs  interner
+	pos   uint64 // log position reached: every commit at or before it is in
 	// day is the latest UTC day of an event applied; closed cases older
 	// than ClosedRetention before it have left.
 	day int32
@@ -95,7 +98,7 @@ type boardEntry struct {
 // NewBoard returns an empty board.
 func NewBoard() *Board {
 	return &Board{cases: map[string]*boardEntry{}, queues: map[string]map[string]*boardEntry{},
-		callbacks: map[string]map[string]*boardEntry{}, strs: interner{}}
+		callbacks: map[string]map[string]*boardEntry{}, inbox: map[string]map[string]*boardEntry{}, strs: interner{}}
 }
 
 // ApplyCommit applies the events of the commit at log position pos (1 or
@@ -183,7 +186,7 @@ func (b *Board) retire() {
 	kept := b.order[:0]
 	for _, ent := range b.order {
 		// A callback still due is the street's work: it stays.
-		if ent.sum.ClosedAt != nil && ent.sum.ClosedAt.Before(cutoff) && !callbackDue(&ent.sum) {
+		if end := finalAt(&ent.sum); end != nil && end.Before(cutoff) && !callbackDue(&ent.sum) {
 			delete(b.cases, ent.sum.CaseID)
 			b.retired++
 			continue
@@ -192,6 +195,15 @@ func (b *Board) retire() {
 	}
 	clear(b.order[len(kept):]) // let the dropped entries go
 	b.order = kept
+}
+
+// finalAt is when the case stopped changing (closed, or returned to its
+// platform), nil while it is open.
+func finalAt(s *CaseSummary) *time.Time {
+	if s.ClosedAt != nil {
+		return s.ClosedAt
+	}
+	return s.ReturnedAt
 }
 
 // applyEvent folds env, whose data is e (nil: decode it).
@@ -205,6 +217,9 @@ func (b *Board) applyEvent(env domain.Envelope, e domain.Event) (*boardEntry, er
 	ent := b.cases[env.CaseID]
 	if ent == nil {
 		_, raised := e.(domain.WhistleRaised)
+		if _, received := e.(domain.TicketReceived); received {
+			raised = true // a ticket's case opens with its reception
+		}
 		if (afterClosure(e) || isResidentEvent(e)) && b.retired > 0 {
 			return nil, nil // a late rating, callback or reveal of a case that has left the board
 		}
@@ -241,8 +256,9 @@ func (b *Board) evolve(ent *boardEntry, env domain.Envelope, e domain.Event) {
 	b.share(c)
 	ent.show()
 	b.index(ent)
-	if c.Status == domain.StatusClosed {
-		// compact: what a closed case may still take is rebuilt by reopen
+	if c.Status == domain.StatusClosed || c.Status == domain.StatusReturned {
+		// compact: what a closed case may still take is rebuilt by reopen;
+		// a returned one takes nothing more but its requester's events
 		ent.hasRequester, ent.forgotten = c.HasRequester, c.RequesterForgotten
 		ent.c = nil
 	}
@@ -292,6 +308,8 @@ func (ent *boardEntry) show() {
 	}
 	s.ClosedAt, s.Version = c.ClosedAt, c.Version
 	s.SecondRound, s.Callback = c.SecondRound, c.Callback
+	s.Source, s.Priority, s.AcceptBy, s.ReturnedAt = c.Source, c.Priority, c.AcceptBy, c.ReturnedAt
+	s.AcceptOverdue = c.MissedAccept && c.Status == domain.StatusReceived
 	if s.Assignments == nil {
 		s.Assignments = make([]AssignmentSummary, 0, len(c.Assignments))
 	}

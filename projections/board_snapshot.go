@@ -22,7 +22,16 @@ import (
 //
 // Format 3 adds each case's second round and callback task, and what a
 // case needs to take them (resident).
-const boardFormat = "whistle-board/3"
+//
+// Format 4 adds a ticket's source, priority, accept deadline and return
+// (in the summary) and its signing (in the open state). A format 3
+// snapshot was written before tickets, so it holds none and is read as it
+// is; a reader of format 3 would drop those members silently, so the
+// format says they are there.
+const boardFormat = "whistle-board/4"
+
+// boardFormatsRead are the older formats still restored as they are.
+var boardFormatsRead = map[string]bool{"whistle-board/3": true}
 
 // boardFormatsBefore are the formats boardFormat replaced, with why they
 // cannot be restored, for the error that refuses them.
@@ -77,6 +86,10 @@ type openCaseSnap struct {
 	// Attachments: the case's files (absent in snapshots written before
 	// attachments existed, which had none).
 	Attachments []domain.Attachment `json:"attachments,omitempty"`
+	// AcceptedAt and MissedAccept: a ticket's signing, and whether its
+	// accept deadline was marked overdue.
+	AcceptedAt   *time.Time `json:"accepted_at,omitempty"`
+	MissedAccept bool       `json:"missed_accept,omitempty"`
 }
 
 type openAssignmentSnap struct {
@@ -91,7 +104,7 @@ type openAssignmentSnap struct {
 // openCaseSnapOf is the domain state of an open case beyond its summary.
 func openCaseSnapOf(c *domain.Case) *openCaseSnap {
 	o := &openCaseSnap{Assignments: make([]openAssignmentSnap, len(c.Assignments)), Mediation: c.Mediation, Escalations: escalations(c),
-		Attachments: c.Attachments}
+		Attachments: c.Attachments, AcceptedAt: c.AcceptedAt, MissedAccept: c.MissedAccept}
 	for i, a := range c.Assignments {
 		o.Assignments[i] = openAssignmentSnap{ReportedAt: a.ReportedAt, ResolvedAt: a.ResolvedAt, DeclineReason: a.DeclineNote,
 			DeclineSuggest: a.DeclineSuggest, MissedReport: a.MissedReport, MissedResolve: a.MissedResolve}
@@ -149,7 +162,7 @@ func (b *Board) ReadSnapshot(dec *json.Decoder, step func()) error {
 func (b *Board) install(fresh *Board) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.cases, b.order, b.queues, b.strs, b.pos, b.day, b.retired = fresh.cases, fresh.order, fresh.queues, fresh.strs, fresh.pos, fresh.day, fresh.retired
+	b.cases, b.order, b.queues, b.inbox, b.strs, b.pos, b.day, b.retired = fresh.cases, fresh.order, fresh.queues, fresh.inbox, fresh.strs, fresh.pos, fresh.day, fresh.retired
 	b.callbacks = fresh.callbacks
 }
 
@@ -165,7 +178,7 @@ func (b *Board) readSnapshot(r *snapReader) error {
 		if why, ok := boardFormatsBefore[format]; ok {
 			return fmt.Errorf("format %q, want %q: %s", format, boardFormat, why)
 		}
-		if format != boardFormat {
+		if format != boardFormat && !boardFormatsRead[format] {
 			return fmt.Errorf("format %q, want %q", format, boardFormat)
 		}
 		if err := r.member("position", &b.pos); err != nil {
@@ -297,6 +310,7 @@ func (b *Board) WriteSnapshot(w io.Writer) error {
 			}
 			e.raw("}")
 		}
+		e.ticket(s)
 		if ent.c != nil {
 			e.open(ent.c)
 		}
@@ -413,7 +427,47 @@ func (e *snapWriter) open(c *domain.Case) {
 		}
 		e.raw("]")
 	}
+	if c.AcceptedAt != nil {
+		e.raw(`,"accepted_at":`)
+		e.time(*c.AcceptedAt)
+	}
+	if c.MissedAccept {
+		e.raw(`,"missed_accept":true`)
+	}
 	e.raw("}")
+}
+
+// ticket writes a ticket's members of a summary, as json.Marshal does
+// (each omitted when empty).
+func (e *snapWriter) ticket(s *CaseSummary) {
+	if src := s.Source; src != nil {
+		e.raw(`,"source":{"platform":`)
+		e.str(src.Platform)
+		e.raw(`,"external_id":`)
+		e.str(src.ExternalID)
+		e.raw(`,"reply_by":`)
+		e.timeOrNull(src.ReplyBy)
+		if src.Channel != "" {
+			e.raw(`,"channel":`)
+			e.str(string(src.Channel))
+		}
+		e.raw("}")
+	}
+	if s.Priority != "" {
+		e.raw(`,"priority":`)
+		e.str(string(s.Priority))
+	}
+	if s.AcceptBy != nil {
+		e.raw(`,"accept_by":`)
+		e.time(*s.AcceptBy)
+	}
+	if s.AcceptOverdue {
+		e.raw(`,"accept_overdue":true`)
+	}
+	if s.ReturnedAt != nil {
+		e.raw(`,"returned_at":`)
+		e.time(*s.ReturnedAt)
+	}
 }
 
 func (b *Board) snapshot() *boardSnap {
@@ -462,6 +516,12 @@ func (b *Board) restoreCase(cs *boardCaseSnap) error {
 	}
 	s.RaisedAt = s.RaisedAt.UTC()
 	s.ClosedAt = utcPtr(s.ClosedAt)
+	s.AcceptBy, s.ReturnedAt = utcPtr(s.AcceptBy), utcPtr(s.ReturnedAt)
+	if s.Source != nil {
+		src := *s.Source
+		src.ReplyBy = utcPtr(src.ReplyBy)
+		s.Source = &src
+	}
 	for i := range s.Assignments {
 		a := &s.Assignments[i]
 		a.ReportBy, a.ResolveBy = utcPtr(a.ReportBy), utcPtr(a.ResolveBy)
@@ -476,11 +536,11 @@ func (b *Board) restoreCase(cs *boardCaseSnap) error {
 		ent.hasRequester, ent.forgotten = r.HasRequester, r.Forgotten
 	}
 	switch {
-	case s.ClosedAt != nil && cs.Open != nil:
+	case s.Final() && cs.Open != nil:
 		return fmt.Errorf("case %s is closed and open", s.CaseID)
-	case s.ClosedAt == nil && cs.Open == nil:
+	case !s.Final() && cs.Open == nil:
 		return fmt.Errorf("case %s is open without its state", s.CaseID)
-	case s.ClosedAt == nil:
+	case !s.Final():
 		c, err := restoreOpenCase(&s, cs.Open)
 		if err != nil {
 			return err
@@ -520,6 +580,7 @@ func restoreOpenCase(s *CaseSummary, o *openCaseSnap) (*domain.Case, error) {
 		ID: s.CaseID, Street: s.Street, Community: s.Community, Category: s.Category, Kind: s.Kind, Urgency: s.Urgency,
 		Title: s.Title, Status: s.Status, Version: s.Version, RaisedAt: &raised, Mediation: o.Mediation,
 		Assignments: make([]*domain.Assignment, len(s.Assignments)), Attachments: o.Attachments,
+		Source: s.Source, Priority: s.Priority, AcceptBy: s.AcceptBy, AcceptedAt: utcPtr(o.AcceptedAt), MissedAccept: o.MissedAccept,
 	}
 	for i, a := range s.Assignments {
 		x := o.Assignments[i]

@@ -30,6 +30,8 @@ func fromDomain(c *domain.Case) CaseSummary {
 		CaseID: c.ID, Street: c.Street, Community: c.Community, Category: c.Category, Kind: c.Kind,
 		Urgency: c.Urgency, Title: c.Title, Status: c.Status, RaisedAt: *c.RaisedAt, ClosedAt: c.ClosedAt,
 		Version: c.Version, Assignments: []AssignmentSummary{},
+		Source: c.Source, Priority: c.Priority, AcceptBy: c.AcceptBy, ReturnedAt: c.ReturnedAt,
+		AcceptOverdue: c.MissedAccept && c.Status == domain.StatusReceived,
 	}
 	for _, a := range c.Assignments {
 		s.Assignments = append(s.Assignments, AssignmentSummary{

@@ -54,6 +54,7 @@ func testDirectory(t testing.TB) *domain.Directory {
 			{Level: "district", After: 0}, {Level: "city", After: domain.Duration(30 * time.Minute)},
 		},
 		SatisfactionWeights: map[string]float64{"satisfied": 1, "basically_satisfied": 0.9, "unsatisfied": 0},
+		Platforms:           []domain.Organisation{{ID: "hotline-12345", Name: "12345热线"}},
 	}
 	if err := d.Validate(); err != nil {
 		t.Fatalf("test directory: %v", err)
@@ -117,6 +118,10 @@ func (w *world) actorFor(c *domain.Case, cmd domain.Command) domain.Actor {
 	switch cmd := cmd.(type) {
 	case domain.Raise:
 		return domain.Actor{Role: domain.ActorStreet, ID: cmd.Street}
+	case domain.ReceiveTicket:
+		return domain.Actor{Role: domain.ActorPlatform, ID: cmd.Platform}
+	case domain.AcceptTicket, domain.ReturnTicket:
+		return domain.Actor{Role: domain.ActorStreet, ID: c.Street}
 	case domain.Route, domain.Verify, domain.Rate, domain.RevealRequester, domain.ForgetRequester, domain.IssueReceipt, domain.RecordCallback:
 		return domain.Actor{Role: domain.ActorStreet, ID: c.Street}
 	case domain.RateByResident:
@@ -224,6 +229,12 @@ func (w *world) checkAll() {
 // and escalations. Every command is decided by the domain; refused ones
 // append nothing.
 func simulate(t testing.TB, seed uint64, steps int) *world {
+	return simulateWith(t, seed, steps, false)
+}
+
+// simulateWith is simulate, with tickets from a platform besides the
+// raises when tickets is set (see ticketStep).
+func simulateWith(t testing.TB, seed uint64, steps int, tickets bool) *world {
 	w := newWorld(t, seed)
 	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	pick := func(xs []string) string { return xs[r.IntN(len(xs))] }
@@ -252,6 +263,10 @@ func simulate(t testing.TB, seed uint64, steps int) *world {
 			case c.Rating == nil:
 				unrated = append(unrated, id)
 			}
+		}
+		if tickets && r.Float64() < 0.2 {
+			w.ticketStep(r)
+			continue
 		}
 		if len(open) == 0 || r.Float64() < 0.18 {
 			p := places[r.IntN(len(places))]

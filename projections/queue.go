@@ -19,6 +19,7 @@ type QueueItem = view.QueueItem
 func (b *Board) index(ent *boardEntry) {
 	b.indexCallback(ent)
 	c := ent.c
+	b.indexInbox(ent)
 	for _, assignee := range c.Assignees() {
 		q := b.queues[assignee]
 		if c.HasOpenWork(assignee) {

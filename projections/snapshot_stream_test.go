@@ -46,8 +46,8 @@ func TestSnapshotStreamIsJSONMarshal(t *testing.T) {
 		}
 	}
 	check(t, "empty", newStats(t), NewBoard())
-	for seed := uint64(20); seed < 26; seed++ {
-		w := simulate(t, seed, 400)
+	for seed := uint64(20); seed < 28; seed++ {
+		w := simulateWith(t, seed, 400, seed >= 26) // the last ones with tickets
 		for _, cut := range []int{1, len(w.commits) / 2, len(w.commits)} {
 			s, b := newStats(t), NewBoard()
 			for _, c := range w.commits[:cut] {
@@ -130,7 +130,7 @@ func TestSnapshotStreamFields(t *testing.T) {
 		v    any
 		want []string
 	}{
-		{CaseSummary{}, []string{"case_id", "street", "community", "category", "kind", "urgency", "title", "status", "raised_at", "closed_at", "assignments", "version", "position", "second_round", "callback"}},
+		{CaseSummary{}, []string{"case_id", "street", "community", "category", "kind", "urgency", "title", "status", "raised_at", "closed_at", "assignments", "version", "position", "second_round", "callback", "source", "priority", "accept_by", "accept_overdue", "returned_at"}},
 		{AssignmentSummary{}, []string{"assignee", "role", "status", "report_by", "resolve_by", "overdue"}},
 		{openSnap{}, []string{"case_id", "version", "raised_at", "kind", "street", "community", "category", "urgency", "involved", "assignments", "counted"}},
 		{asgSnap{}, []string{"assignee", "role", "made", "report_by", "resolve_by", "reported", "declined"}},

@@ -195,6 +195,10 @@ const (
 	cResidentRatedSatisfied // + ratingIndex
 	cResidentRatedBasicallySatisfied
 	cResidentRatedUnsatisfied
+	// Tickets from above (see stats_tickets.go).
+	cTicketsReceived
+	cTicketsAccepted
+	cTicketsReturned
 	numCounters
 )
 
@@ -205,6 +209,7 @@ var counterNames = [numCounters]string{
 	"overdue", "escalations",
 	"callbacks", "callbacks_reached", "second_rounds", "resident_ratings",
 	"resident_rated_satisfied", "resident_rated_basically_satisfied", "resident_rated_unsatisfied",
+	"tickets_received", "tickets_accepted", "tickets_returned",
 }
 
 type counts [numCounters]int64
@@ -392,6 +397,10 @@ func (s *Stats) apply(env domain.Envelope, e domain.Event) error {
 		if figureNeutral(e) && env.Version != 0 {
 			return nil // of a case closed, rated and forgotten here: it counts nothing
 		}
+		if t, ok := e.(domain.TicketReceived); ok && env.Version == 0 {
+			s.receive(env.CaseID, t, at)
+			return nil
+		}
 		raised, ok := e.(domain.WhistleRaised)
 		if !ok || env.Version != 0 {
 			return unknownCase("stats", env)
@@ -445,9 +454,13 @@ func (s *Stats) apply(env domain.Envelope, e domain.Event) error {
 			a.declined = true
 		}
 	case domain.AssignmentOverdue:
-		s.countAssignment(c, e.Assignee, cOverdue, 1)
+		s.countMark(c, e.Assignee, e.Deadline, cOverdue)
 	case domain.CaseEscalated:
-		s.countAssignment(c, e.Assignee, cEscalations, 1)
+		s.countMark(c, e.Assignee, e.Deadline, cEscalations)
+	case domain.TicketAccepted:
+		s.acceptTicket(c, e)
+	case domain.TicketReturned:
+		s.returnTicket(env.CaseID, c)
 	case domain.AssignmentResolved:
 		// As domain.Case does: the mediation of a lead's resolution is the
 		// case's outcome; the latest one wins.
@@ -903,6 +916,9 @@ func (s *Stats) groups(res *Result, d dim, keys []shownKey, lo, hi int32) {
 			sr.tree.addPrefix(int64(hi), 1, &n, report, closing)
 			sr.tree.addPrefix(int64(lo), -1, &n, report, closing)
 		}
+		if n == (counts{}) {
+			continue // only what moved away: a ticket's keys before its street signed
+		}
 		res.Groups = append(res.Groups, s.group(k.shown, &n, report, closing))
 	}
 }
@@ -936,6 +952,9 @@ func (s *Stats) QueryDays(groupBy, key string, from, to time.Time) (Result, erro
 	for i := first; i < last; i++ {
 		b := sr.buckets[i]
 		n := b.n
+		if n == (counts{}) {
+			continue // moved away, as in groups
+		}
 		report.reset()
 		closing.reset()
 		report.merge(&b.report, 1)
@@ -993,6 +1012,9 @@ func (s *Stats) group(key string, n *counts, report, closing *histAcc) Group {
 		CallbackReachRate:    ratio(n[cCallbacksReached], n[cCallbacks]),
 		SecondRounds:         n[cSecondRounds],
 		SatisfactionBySource: bySource,
+		TicketsReceived:      n[cTicketsReceived],
+		TicketsAccepted:      n[cTicketsAccepted],
+		TicketsReturned:      n[cTicketsReturned],
 	}
 }
 

@@ -235,7 +235,8 @@ func (w *Watcher) follow(ctx context.Context) {
 // none pending.
 func setsDeadline(eventType string) bool {
 	switch eventType {
-	case domain.TypeWhistleRaised, domain.TypeAssignmentMade, domain.TypeNeedClaimed, domain.TypeResolutionRejected:
+	case domain.TypeWhistleRaised, domain.TypeAssignmentMade, domain.TypeNeedClaimed, domain.TypeResolutionRejected,
+		domain.TypeTicketReceived: // its accept deadline
 		return true
 	}
 	return false

@@ -32,7 +32,18 @@ type CaseSummary struct {
 	// its current round's callback task (回访), when it has a requester.
 	SecondRound bool                 `json:"second_round,omitempty"`
 	Callback    *domain.CallbackTask `json:"callback,omitempty"`
+	// Source, Priority, AcceptBy, AcceptOverdue and ReturnedAt: a ticket's
+	// case only (see domain.TicketSource); absent for a raise.
+	Source        *domain.TicketSource `json:"source,omitempty"`
+	Priority      domain.Priority      `json:"priority,omitempty"`
+	AcceptBy      *time.Time           `json:"accept_by,omitempty"`
+	AcceptOverdue bool                 `json:"accept_overdue,omitempty"`
+	ReturnedAt    *time.Time           `json:"returned_at,omitempty"`
 }
+
+// Final tells whether the case changes no more (but for a rating or its
+// requester): closed, or a ticket returned to its platform.
+func (c *CaseSummary) Final() bool { return c.ClosedAt != nil || c.ReturnedAt != nil }
 
 // Assignment is one assignment as the case list and a dispatch message
 // show it.
@@ -53,8 +64,12 @@ func AssignmentOf(a *domain.Assignment) *Assignment {
 	return &Assignment{Assignee: a.Assignee, Role: a.Role, Status: a.Status, ReportBy: a.ReportBy, ResolveBy: a.ResolveBy, Overdue: a.Overdue}
 }
 
-// Overdue tells whether any assignment of the case is overdue.
+// Overdue tells whether any assignment of the case is overdue, or the
+// ticket is past its accept deadline unsigned.
 func (c *CaseSummary) Overdue() bool {
+	if c.AcceptOverdue {
+		return true
+	}
 	for i := range c.Assignments {
 		if c.Assignments[i].Overdue {
 			return true
@@ -170,6 +185,12 @@ type StatsGroup struct {
 	CallbackReachRate    *float64           `json:"callback_reach_rate"`
 	SecondRounds         int64              `json:"second_rounds"`
 	SatisfactionBySource SatisfactionSource `json:"satisfaction_by_source"`
+	// Tickets from above: received from platforms, signed for, returned. A
+	// ticket counts in raised once its street signs for it; a returned one
+	// never does, so it is in no rate.
+	TicketsReceived int64 `json:"tickets_received"`
+	TicketsAccepted int64 `json:"tickets_accepted"`
+	TicketsReturned int64 `json:"tickets_returned"`
 }
 
 // SatisfactionSource splits the ratings by where they came from: the
