@@ -20,14 +20,20 @@ func AuthorizeCaseRead(actor Actor, c *Case) error {
 		if c.Involves(actor.ID) {
 			return nil
 		}
+	case ActorPlatform:
+		if c.Source != nil && c.Source.Platform == actor.ID {
+			return nil // a platform reads the cases it sent, and only those
+		}
 	}
-	return refuse(ErrNotYours, "", "only the case's street, its assignees and auditors may read it")
+	return refuse(ErrNotYours, "", "only the case's street, its assignees, the platform that sent it and auditors may read it")
 }
 
 // CaseListScope is what a case list is narrowed to: one street's cases, or
 // the cases one assignee is involved in; empty means no narrowing.
 type CaseListScope struct {
 	Street, Assignee string
+	// Platform narrows to the tickets one platform sent.
+	Platform string
 }
 
 // ScopeCaseList narrows the filters a reader asked for (street, assignee;
@@ -49,6 +55,9 @@ func ScopeCaseList(actor Actor, asked CaseListScope) (CaseListScope, error) {
 			return asked, refuse(ErrNotYours, "assignee", "a department or unit lists the cases it is involved in only: %s", actor.ID)
 		}
 		asked.Assignee = actor.ID
+		return asked, nil
+	case ActorPlatform:
+		asked.Platform = actor.ID
 		return asked, nil
 	}
 	return asked, refuse(ErrNotYours, "", "your role may not list cases")

@@ -377,9 +377,11 @@ type ListQuery struct {
 	Assignee  string
 	Category  string
 	Urgency   string
-	Overdue   *bool
-	Cursor    string
-	Limit     int
+	// Platform matches the tickets that platform sent.
+	Platform string
+	Overdue  *bool
+	Cursor   string
+	Limit    int
 }
 
 func (q *ListQuery) match(c *CaseSummary) bool {
@@ -389,6 +391,7 @@ func (q *ListQuery) match(c *CaseSummary) bool {
 		(q.Category == "" || c.Category == q.Category) &&
 		(q.Urgency == "" || string(c.Urgency) == q.Urgency) &&
 		(q.Assignee == "" || c.Involves(q.Assignee)) &&
+		(q.Platform == "" || c.Source != nil && c.Source.Platform == q.Platform) &&
 		(q.Overdue == nil || c.Overdue() == *q.Overdue)
 }
 

@@ -157,7 +157,7 @@ func (h *Handler) execute(ctx context.Context, req Request) (Result, error) {
 			}
 		}
 		if _, done := c.Commands[req.CommandID]; done {
-			if raise, ok := req.Command.(domain.Raise); ok && raise.RequestSHA256 != c.RequestSHA256 {
+			if print, ok := requestPrint(req.Command); ok && print != c.RequestSHA256 {
 				return Result{}, ErrIdempotencyMismatch
 			}
 			return Result{Case: c.Clone(), AlreadyDone: true}, nil
@@ -246,7 +246,25 @@ func (h *Handler) observeAppend(cmd domain.Command, took time.Duration, err erro
 	}
 }
 
-func isRaise(cmd domain.Command) bool { _, ok := cmd.(domain.Raise); return ok }
+func isRaise(cmd domain.Command) bool {
+	switch cmd.(type) {
+	case domain.Raise, domain.ReceiveTicket:
+		return true
+	}
+	return false
+}
+
+// requestPrint is the fingerprint of the request that opens a case (a
+// raise, a ticket), which its retry must repeat.
+func requestPrint(cmd domain.Command) (string, bool) {
+	switch cmd := cmd.(type) {
+	case domain.Raise:
+		return cmd.RequestSHA256, true
+	case domain.ReceiveTicket:
+		return cmd.RequestSHA256, true
+	}
+	return "", false
+}
 
 // load returns the case's state, the caller's to change (it holds the
 // case's lock): a copy of the cached one unless fresh is asked for (cached

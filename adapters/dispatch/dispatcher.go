@@ -638,6 +638,9 @@ func (d *Dispatcher) plan(ctx context.Context, c follow.Commit) ([]outMsg, error
 	var out []outMsg
 	for i, env := range c.Envelopes {
 		out = append(out, applyAndPlan(cs, env, c.Events[i], c.Position)...)
+		if m, ok := planReply(cs, env, c.Events, i, c.Position); ok {
+			out = append(out, m)
+		}
 	}
 	d.cfg.Cases.Put(cs)
 	return out, nil

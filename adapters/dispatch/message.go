@@ -36,12 +36,18 @@ func viewOf(a *domain.Assignment) *AssignmentView { return view.AssignmentOf(a) 
 type outMsg struct {
 	subject string
 	msgID   string
-	body    Message
+	body    Message // its headers; also the data unless reply is set
+	reply   *view.Reply
 }
 
 // natsMsg encodes the message with its headers.
 func (o outMsg) natsMsg() *nats.Msg {
-	data, _ := json.Marshal(o.body) // cannot fail: plain fields only
+	var data []byte
+	if o.reply != nil {
+		data, _ = json.Marshal(o.reply)
+	} else {
+		data, _ = json.Marshal(o.body) // cannot fail: plain fields only
+	}
 	m := &nats.Msg{Subject: o.subject, Data: data, Header: nats.Header{}}
 	m.Header.Set(HeaderEventID, o.body.EventID)
 	m.Header.Set(HeaderType, o.body.Type)

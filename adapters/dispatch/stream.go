@@ -107,7 +107,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 	cfg := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "whistle dispatches (whistle.dispatch.<assignee>) and street notifications, derived from the event log",
-		Subjects:    []string{DispatchPrefix + ">", "whistle.notify.>"},
+		Subjects:    []string{DispatchPrefix + ">", "whistle.notify.>", OutboxPrefix + ">"},
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      opts.MaxAge,
 		Discard:     jetstream.DiscardOld,

@@ -80,6 +80,10 @@ type Config struct {
 	// /v1/notifications (Feed).
 	Queues QueueView
 	Feed   DispatchFeed
+	// Inbox serves GET /v1/streets/{street}/inbox and Outbox GET
+	// /v1/outbox/{platform}, with Queues.
+	Inbox  InboxView
+	Outbox OutboxFeed
 	// Heartbeat is how often a quiet event stream sends a comment line;
 	// default DefaultHeartbeat.
 	Heartbeat time.Duration
@@ -151,6 +155,7 @@ func New(cfg Config) *API {
 	}
 	a.residentLimit = newClientLimiter(a.cfg.ResidentPerMinute, a.cfg.ResidentBurst)
 	a.mux.HandleFunc("POST /v1/whistles", a.authed(a.raise))
+	a.mux.HandleFunc("POST /v1/tickets", a.authed(a.ticket))
 	a.mux.HandleFunc("GET /v1/cases/{id}", a.authed(a.getCase))
 	a.mux.HandleFunc("GET /v1/cases/{id}/history", a.authed(a.getHistory))
 	a.mux.HandleFunc("POST /v1/cases/{id}/{action}", a.authed(a.caseCommand))
@@ -179,6 +184,12 @@ func New(cfg Config) *API {
 	}
 	if cfg.Queues != nil && cfg.Feed != nil {
 		a.mux.HandleFunc("GET /v1/queues/{assignee}", a.authed(a.queue))
+		if cfg.Inbox != nil {
+			a.mux.HandleFunc("GET /v1/streets/{street}/inbox", a.authed(a.inbox))
+		}
+		if cfg.Outbox != nil {
+			a.mux.HandleFunc("GET /v1/outbox/{platform}", a.authed(a.outbox))
+		}
 	}
 	if cfg.Feed != nil {
 		a.mux.HandleFunc("GET /v1/notifications", a.authed(a.notifications))

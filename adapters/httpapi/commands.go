@@ -170,6 +170,7 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 			Accepted *bool    `json:"accepted"`
 			Note     string   `json:"note"`
 			Evidence []string `json:"evidence"`
+			Reply    string   `json:"reply"` // to a ticket's platform (domain.Verify)
 		}
 		if !decodeBody(w, r, &body, false) {
 			return
@@ -178,7 +179,25 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnprocessableEntity, "invalid_value", "accepted (true or false) is required", "accepted")
 			return
 		}
-		cmd = domain.Verify{Accepted: *body.Accepted, Note: body.Note, Evidence: body.Evidence}
+		cmd = domain.Verify{Accepted: *body.Accepted, Note: body.Note, Evidence: body.Evidence, Reply: body.Reply}
+	case "accept":
+		var body struct {
+			Category  string `json:"category"`
+			Community string `json:"community"`
+			Urgency   string `json:"urgency"`
+		}
+		if !decodeBody(w, r, &body, true) {
+			return
+		}
+		cmd = domain.AcceptTicket{Category: body.Category, Community: body.Community, Urgency: body.Urgency}
+	case "return":
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		if !decodeBody(w, r, &body, false) {
+			return
+		}
+		cmd = domain.ReturnTicket{Reason: body.Reason}
 	case "rate":
 		var body struct {
 			Rating string `json:"rating"`
@@ -231,6 +250,12 @@ func (a *API) caseCommand(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) execute(w http.ResponseWriter, r *http.Request, req casehandler.Request, status int) {
+	a.executeAnswer(w, r, req, status, status)
+}
+
+// executeAnswer is execute answering repeated, not status, when the command
+// had already been done (a retry).
+func (a *API) executeAnswer(w http.ResponseWriter, r *http.Request, req casehandler.Request, status, repeated int) {
 	if a.storeFull(w) {
 		return
 	}
@@ -245,6 +270,9 @@ func (a *API) execute(w http.ResponseWriter, r *http.Request, req casehandler.Re
 	}
 	log.Info("command done", zap.Int("events", len(res.Events)), zap.Bool("already_done", res.AlreadyDone),
 		zap.Uint64("position", uint64(res.Position)), zap.Duration("duration", time.Since(start)))
+	if res.AlreadyDone {
+		status = repeated
+	}
 	writeJSON(w, status, caseAnswer(r, res.Case, uint64(res.Position), a.answerRequester(r.Context(), log, res.Case)))
 }
 

@@ -252,6 +252,11 @@ func (a *API) streamUnavailable(w http.ResponseWriter, err error) {
 // relay sends every change as a "change" event, with heartbeats, until the
 // client goes or the feed ends.
 func (a *API) relay(ctx context.Context, out *sse.Writer, changes <-chan dispatch.Change) {
+	a.relayAs(ctx, out, "change", changes)
+}
+
+// relayAs is relay with events of another name.
+func (a *API) relayAs(ctx context.Context, out *sse.Writer, name string, changes <-chan dispatch.Change) {
 	beat := time.NewTicker(a.cfg.Heartbeat)
 	defer beat.Stop()
 	for {
@@ -264,7 +269,7 @@ func (a *API) relay(ctx context.Context, out *sse.Writer, changes <-chan dispatc
 			if !ok {
 				return
 			}
-			if !out.Raw("change", c.Seq, c.Data) {
+			if !out.Raw(name, c.Seq, c.Data) {
 				return
 			}
 			beat.Reset(a.cfg.Heartbeat)

@@ -167,7 +167,7 @@ func (a *API) listCases(w http.ResponseWriter, r *http.Request) {
 		a.writeFailure(w, err)
 		return
 	}
-	lq.Street, lq.Assignee = scope.Street, scope.Assignee
+	lq.Street, lq.Assignee, lq.Platform = scope.Street, scope.Assignee, scope.Platform
 	if !a.awaitPosition(w, r, q) {
 		return
 	}

@@ -9,6 +9,7 @@
 //   - a department or unit: live messages on whistle.dispatch.<id>, and its
 //     durable pull consumer <id> on the dispatch stream (info, fetch, ack);
 //   - a street: live messages on whistle.notify.street.<id>;
+//   - a platform: live messages on whistle.outbox.<id>, its replies;
 //   - an auditor: every subject of the dispatch stream and of the event log,
 //     live, and reading both streams by sequence (stream info, message get,
 //     direct get).
@@ -103,12 +104,15 @@ func (c *Config) accessOf(a domain.Actor) access {
 		}
 	case domain.ActorStreet:
 		return access{streams: []string{"whistle.notify.street." + a.ID}}
+	case domain.ActorPlatform:
+		// Its replies, live (the outbox route pages them by sequence).
+		return access{streams: []string{"whistle.outbox." + a.ID}}
 	case domain.ActorAuditor:
 		var svc []string
 		for _, s := range append([]string{c.DispatchStream}, c.EventStreams...) {
 			svc = append(svc, api+"STREAM.INFO."+s, api+"STREAM.MSG.GET."+s, api+"DIRECT.GET."+s, api+"DIRECT.GET."+s+".>")
 		}
-		return access{streams: append([]string{"whistle.dispatch.>", "whistle.notify.>"}, c.EventSubjects...), services: svc}
+		return access{streams: append([]string{"whistle.dispatch.>", "whistle.notify.>", "whistle.outbox.>"}, c.EventSubjects...), services: svc}
 	}
 	return access{}
 }
@@ -144,7 +148,7 @@ func Install(ns *server.Server, cfg Config) (*Auth, error) {
 	g := ns.GlobalAccount()
 	// Exports are public: only this package creates accounts that import
 	// them, each importing its own subjects.
-	streamExports := append([]string{"whistle.dispatch.>", "whistle.notify.>"}, cfg.EventSubjects...)
+	streamExports := append([]string{"whistle.dispatch.>", "whistle.notify.>", "whistle.outbox.>"}, cfg.EventSubjects...)
 	for _, s := range streamExports {
 		if err := g.AddStreamExport(s, nil); err != nil {
 			return nil, fmt.Errorf("natsauth: export stream %s: %w", s, err)

@@ -32,9 +32,12 @@ func setup(t *testing.T) *fixture { return setupLayout(t, false) }
 
 // setupLayout is setup on the log of one message per commit or, packed, on
 // the packed log and its index, with the streams an auditor may read.
-func setupLayout(t *testing.T, packed bool) *fixture {
+func setupLayout(t *testing.T, packed bool) *fixture { return setupWith(t, packed, "") }
+
+// setupWith is setupLayout with a directory of its own ("": coretest's).
+func setupWith(t *testing.T, packed bool, directory string) *fixture {
 	t.Helper()
-	env := coretest.Start(t, coretest.Options{ListenAddr: "127.0.0.1:0", Packed: packed})
+	env := coretest.Start(t, coretest.Options{ListenAddr: "127.0.0.1:0", Packed: packed, Directory: directory})
 	principals, issued, err := config.EnsurePrincipals(filepath.Join(t.TempDir(), "principals.json"), env.Dir, rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -31,3 +31,7 @@ func (q *Queues) Position() eventstore.Position { return eventstore.Position(q.r
 func (q *Queues) WaitFor(ctx context.Context, pos eventstore.Position) error {
 	return q.r.WaitFor(ctx, uint64(pos))
 }
+
+// Inbox returns the tickets waiting for street to sign for them (see
+// projections.Board.Inbox).
+func (q *Queues) Inbox(street string) []projections.InboxItem { return q.r.Board().Inbox(street) }

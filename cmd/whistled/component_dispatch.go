@@ -57,7 +57,7 @@ func startDispatch(ctx context.Context, d *deps) (running, error) {
 		defer wg.Done()
 		_ = disp.Run(runCtx)
 	}()
-	return running{serve: func(cfg *httpapi.Config) { cfg.Queues, cfg.Feed = queues, feed }, stop: func() {
+	return running{serve: func(cfg *httpapi.Config) { cfg.Queues, cfg.Feed, cfg.Inbox, cfg.Outbox = queues, feed, queues, feed }, stop: func() {
 		cancel()
 		wg.Wait()
 	}}, nil

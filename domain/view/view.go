@@ -205,3 +205,26 @@ type SourceSatisfaction struct {
 	Ratings          int64    `json:"ratings"`
 	SatisfactionRate *float64 `json:"satisfaction_rate"`
 }
+
+// Reply is what a platform is told of a ticket it sent once the case is
+// over: GET /v1/outbox/{platform} and the subject whistle.outbox.<platform>.
+// Seq is the reply's sequence in the outbox (absent on the bus, where the
+// message's own stream sequence is it).
+type Reply struct {
+	Seq        uint64            `json:"seq,omitempty"`
+	EventID    string            `json:"event_id"`
+	Platform   string            `json:"platform"`
+	CaseID     string            `json:"case_id"`
+	ExternalID string            `json:"external_id"`
+	Outcome    string            `json:"outcome"` // closed or returned
+	Reply      string            `json:"reply"`
+	At         time.Time         `json:"at"`
+	Mediation  *domain.Mediation `json:"mediation,omitempty"`
+	Rating     *domain.Rating    `json:"rating,omitempty"`
+}
+
+// The outcomes of a reply.
+const (
+	OutcomeClosed   = "closed"
+	OutcomeReturned = "returned"
+)

@@ -118,7 +118,7 @@ func (s *Server) Restart() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
-			if len(f) == 3 && (f[0] == "street" || f[0] == "department" || f[0] == "unit" || f[0] == "auditor") {
+			if len(f) == 3 && (f[0] == "street" || f[0] == "department" || f[0] == "unit" || f[0] == "auditor" || f[0] == "platform" || f[0] == "district") {
 				s.setToken(f[0]+":"+f[1], f[2])
 			}
 		}
