@@ -423,7 +423,10 @@ func (p *packedLog) serve(m *nats.Msg) {
 			reply.Header.Set(hdrResult, "conflict")
 			reply.Header.Set(HeaderVersion, strconv.FormatUint(ce.Expected, 10))
 			reply.Header.Set(hdrActual, strconv.FormatUint(ce.Actual, 10))
-		case errors.Is(err, errNotOwner):
+		case errors.Is(err, errNotOwner) || p.s.life.Err() != nil:
+			// An owner closing (its appends cancelled) is one no more: the
+			// forwarder takes the lease and appends again, which the next
+			// owner recognises as done if this one wrote it after all.
 			reply.Header.Set(hdrResult, "notowner")
 		default:
 			reply.Header.Set(hdrResult, "error")
