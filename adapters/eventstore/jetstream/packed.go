@@ -323,6 +323,11 @@ func (p *packedLog) append(ctx context.Context, stream string, expected uint64, 
 		var err error
 		if w := p.writer(); w != nil {
 			res, idxSeq, err = w.append(ctx, &pending{stream: stream, expected: expected, n: len(events), hash: hashIDs(events), body: body})
+			if errors.Is(err, context.Canceled) && ctx.Err() == nil && p.s.life.Err() == nil {
+				// The writer stopped (the lease was lost), not the caller:
+				// go to the new owner, which recognises a repeat as done.
+				err = errNotOwner
+			}
 		} else if subj := p.owner(); subj != "" {
 			res, idxSeq, err = p.forward(ctx, subj, stream, body)
 			if errors.Is(err, errNotOwner) {
@@ -423,8 +428,9 @@ func (p *packedLog) serve(m *nats.Msg) {
 			reply.Header.Set(hdrResult, "conflict")
 			reply.Header.Set(HeaderVersion, strconv.FormatUint(ce.Expected, 10))
 			reply.Header.Set(hdrActual, strconv.FormatUint(ce.Actual, 10))
-		case errors.Is(err, errNotOwner) || p.s.life.Err() != nil:
-			// An owner closing (its appends cancelled) is one no more: the
+		case errors.Is(err, errNotOwner) || errors.Is(err, context.Canceled) || p.s.life.Err() != nil:
+			// An owner closing or losing the lease (its appends cancelled;
+			// the forwarder's own context is not this one) is one no more: the
 			// forwarder takes the lease and appends again, which the next
 			// owner recognises as done if this one wrote it after all.
 			reply.Header.Set(hdrResult, "notowner")
