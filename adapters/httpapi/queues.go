@@ -98,6 +98,16 @@ func (a *API) queue(w http.ResponseWriter, r *http.Request) {
 		a.streamQueue(w, r, assignee)
 		return
 	}
+	if !a.boardCaughtUp(w, r, "the queue view", zap.String("assignee", assignee)) {
+		return
+	}
+	writeJSON(w, http.StatusOK, QueueAnswer{Assignee: assignee, Assignments: a.cfg.Queues.Open(assignee), Position: uint64(a.cfg.Queues.Position())})
+}
+
+// boardCaughtUp waits (CatchUpTimeout at most) until the board, which the
+// queues and the inboxes are views of, holds the log's head, so a reader
+// sees its own writes; else it answers 503 catching_up and returns false.
+func (a *API) boardCaughtUp(w http.ResponseWriter, r *http.Request, view string, who zap.Field) bool {
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.CatchUpTimeout)
 	defer cancel()
 	head, err := a.cfg.Store.Head(ctx)
@@ -105,11 +115,11 @@ func (a *API) queue(w http.ResponseWriter, r *http.Request) {
 		err = a.cfg.Queues.WaitFor(ctx, head)
 	}
 	if err != nil {
-		a.cfg.Log.Warn("queue read: view not caught up", zap.String("assignee", assignee), zap.Error(err))
-		writeError(w, http.StatusServiceUnavailable, "catching_up", "the queue view is catching up with the log; try again", "")
-		return
+		a.cfg.Log.Warn(view+" read: not caught up", who, zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "catching_up", view+" is catching up with the log; try again", "")
+		return false
 	}
-	writeJSON(w, http.StatusOK, QueueAnswer{Assignee: assignee, Assignments: a.cfg.Queues.Open(assignee), Position: uint64(a.cfg.Queues.Position())})
+	return true
 }
 
 // notifications streams, the way a queue does (no snapshot), the changes

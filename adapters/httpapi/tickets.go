@@ -139,15 +139,7 @@ func (a *API) inbox(w http.ResponseWriter, r *http.Request) {
 		a.writeFailure(w, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.CatchUpTimeout)
-	defer cancel()
-	head, err := a.cfg.Store.Head(ctx)
-	if err == nil {
-		err = a.cfg.Queues.WaitFor(ctx, head)
-	}
-	if err != nil {
-		a.cfg.Log.Warn("inbox read: view not caught up", zap.String("street", street), zap.Error(err))
-		writeError(w, http.StatusServiceUnavailable, "catching_up", "the inbox is catching up with the log; try again", "")
+	if !a.boardCaughtUp(w, r, "the inbox", zap.String("street", street)) {
 		return
 	}
 	writeJSON(w, http.StatusOK, InboxAnswer{Street: street, Tickets: a.cfg.Inbox.Inbox(street), Position: uint64(a.cfg.Queues.Position())})
