@@ -48,12 +48,30 @@ type CaseReceipt struct {
 }
 
 // ResidentRating is the resident's own rating of the current round.
+// Comment is in clear only for a rating made before comments were sealed;
+// CommentSealed is opened by the adapter that shows it (to the street),
+// and CommentForgotten tells that its key was destroyed.
 type ResidentRating struct {
-	Rating  Rating    `json:"rating"`
-	Comment string    `json:"comment,omitempty"`
-	At      time.Time `json:"at"`
-	Round   int       `json:"round"`
+	Rating           Rating      `json:"rating"`
+	Comment          string      `json:"comment,omitempty"`
+	CommentForgotten bool        `json:"comment_forgotten,omitempty"`
+	At               time.Time   `json:"at"`
+	Round            int         `json:"round"`
+	CommentSealed    *SealedText `json:"-"`
 }
+
+// SealedText is a resident's free text (a rating's comment, where people
+// write their names and numbers whatever the form says) encrypted with
+// the case's own key, like its requester: forgetting the requester
+// destroys the key, and the text with it.
+type SealedText struct {
+	KeyID      string `json:"key_id"`
+	Ciphertext []byte `json:"ciphertext"` // base64 in JSON
+}
+
+// MaxSealedComment bounds a sealed comment: MaxResidentComment runes of up
+// to four bytes, and the cipher's overhead.
+const MaxSealedComment = 4*MaxResidentComment + 64
 
 // IssueReceipt: the street issues the case a new link (the old one stops
 // working), for printing or an SMS; a case raised before receipts gets its
@@ -61,8 +79,13 @@ type ResidentRating struct {
 type IssueReceipt struct{ CaseNo, TokenSHA256 string }
 
 // RateByResident: the resident rates the closed case through the link
-// whose token hashes to TokenSHA256.
-type RateByResident struct{ TokenSHA256, Rating, Comment string }
+// whose token hashes to TokenSHA256. Comment is the text as given, checked
+// here and never stored: the event holds SealedComment, its sealed form,
+// which the adapter makes once the rating is known to be accepted.
+type RateByResident struct {
+	TokenSHA256, Rating, Comment string
+	SealedComment                *SealedText
+}
 
 func (IssueReceipt) CommandName() string   { return "receipt" }
 func (RateByResident) CommandName() string { return "resident_rating" }
@@ -75,10 +98,13 @@ type ReceiptIssued struct {
 }
 
 // ResidentRated is the resident's rating through the link, once per round.
+// Comment, in clear, is only in events written before comments were
+// sealed; CommentSealed is the comment since.
 type ResidentRated struct {
-	Rating  Rating `json:"rating"`
-	Comment string `json:"comment,omitempty"`
-	Round   int    `json:"round"`
+	Rating        Rating      `json:"rating"`
+	Comment       string      `json:"comment,omitempty"`
+	CommentSealed *SealedText `json:"comment_sealed,omitempty"`
+	Round         int         `json:"round"`
 }
 
 // SecondRoundOpened reopens a closed case the resident was not satisfied
@@ -143,8 +169,14 @@ func decideResidentRating(c *Case, cmd RateByResident, dir *Directory, now time.
 	if err != nil {
 		return nil, refuse(ErrInvalidValue, "rating", "%v", err)
 	}
-	if err := checkText("comment", cmd.Comment, MaxResidentComment); err != nil {
+	if err := CheckResidentComment(cmd.Comment); err != nil {
 		return nil, err
+	}
+	switch sealed := cmd.SealedComment; {
+	case cmd.Comment != "" && sealed == nil:
+		return nil, refuse(ErrInvalidValue, "comment", "a comment is kept only sealed, and this one is not")
+	case sealed != nil && (blank(sealed.KeyID) || len(sealed.Ciphertext) == 0 || len(sealed.Ciphertext) > MaxSealedComment):
+		return nil, refuse(ErrInvalidValue, "comment", "a sealed comment names its key and holds 1 to %d bytes", MaxSealedComment)
 	}
 	switch {
 	case c.Status != StatusClosed:
@@ -154,7 +186,7 @@ func decideResidentRating(c *Case, cmd RateByResident, dir *Directory, now time.
 	case now.After(c.ClosedAt.Add(ResidentRatingWithin)):
 		return nil, refuse(ErrInvalidTransition, "", "a case is rated within %d days of its closure", int(ResidentRatingWithin/(24*time.Hour)))
 	}
-	events := []Event{ResidentRated{Rating: r, Comment: cmd.Comment, Round: c.Round()}}
+	events := []Event{ResidentRated{Rating: r, CommentSealed: cmd.SealedComment, Round: c.Round()}}
 	if r != RatingUnsatisfied || c.SecondRound {
 		return events, nil
 	}
@@ -171,6 +203,11 @@ func decideResidentRating(c *Case, cmd RateByResident, dir *Directory, now time.
 	// own and is not bound by reply_by.
 	resolveBy := dir.Deadline(now, dir.SLAFor(c.Urgency).SecondRoundWithin)
 	return append(events, SecondRoundOpened{ResolveBy: resolveBy, Leads: leads}), nil
+}
+
+// CheckResidentComment refuses a comment a resident may not leave.
+func CheckResidentComment(comment string) error {
+	return checkText("comment", comment, MaxResidentComment)
 }
 
 func decideIssueReceipt(c *Case, cmd IssueReceipt) ([]Event, error) {
@@ -191,7 +228,7 @@ func (c *Case) evolveResident(e Event, at time.Time) {
 	case ReceiptIssued:
 		c.Receipt = &CaseReceipt{CaseNo: e.CaseNo, TokenSHA256: e.TokenSHA256, IssuedAt: at}
 	case ResidentRated:
-		c.ResidentRating = &ResidentRating{Rating: e.Rating, Comment: e.Comment, At: at, Round: e.Round}
+		c.ResidentRating = &ResidentRating{Rating: e.Rating, Comment: e.Comment, CommentSealed: e.CommentSealed, At: at, Round: e.Round}
 		r := e.Rating
 		c.Rating = &r
 	case SecondRoundOpened:

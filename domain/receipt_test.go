@@ -60,8 +60,16 @@ func TestResidentRatingAndSecondRound(t *testing.T) {
 		{name: "the old link is dead", actor: resident, cmd: RateByResident{TokenSHA256: first, Rating: "satisfied"}, err: ErrNoCase, why: "no such receipt"},
 		{name: "an unknown rating", actor: resident, cmd: RateByResident{TokenSHA256: second, Rating: "meh"}, err: ErrInvalidValue, field: "rating", why: "unknown rating"},
 		{name: "too long a comment", actor: resident, cmd: RateByResident{TokenSHA256: second, Rating: "satisfied", Comment: strings.Repeat("好", MaxResidentComment+1)}, err: ErrInvalidValue, field: "comment", why: "at most"},
-		{name: "unsatisfied", at: time.Hour, actor: resident, cmd: RateByResident{TokenSHA256: second, Rating: "unsatisfied", Comment: "still smells"}, want: typesSecondRound, status: StatusInProgress,
+		{name: "a comment not sealed", actor: resident, cmd: RateByResident{TokenSHA256: second, Rating: "satisfied", Comment: "call me on 13800138000"}, err: ErrInvalidValue, field: "comment", why: "only sealed"},
+		{name: "a sealed comment without its key", actor: resident, cmd: RateByResident{TokenSHA256: second, Rating: "satisfied", Comment: "x", SealedComment: &SealedText{Ciphertext: []byte{1}}}, err: ErrInvalidValue, field: "comment", why: "names its key"},
+		{name: "unsatisfied", at: time.Hour, actor: resident, cmd: RateByResident{TokenSHA256: second, Rating: "unsatisfied", Comment: "still smells", SealedComment: &SealedText{KeyID: "k", Ciphertext: []byte("sealed")}}, want: typesSecondRound, status: StatusInProgress,
 			check: func(t *testing.T, h *harness, events []Event) {
+				if e := events[0].(ResidentRated); e.Comment != "" || e.CommentSealed == nil || string(e.CommentSealed.Ciphertext) != "sealed" {
+					t.Fatalf("the event keeps the comment %+v", e)
+				}
+				if rr := h.c.ResidentRating; rr.Comment != "" || rr.CommentSealed == nil {
+					t.Fatalf("the case keeps the comment %+v", rr)
+				}
 				if e := events[1].(SecondRoundOpened); !e.ResolveBy.Equal(wantResolveBy) || len(e.Leads) != 1 || e.Leads[0] != "ecology-bureau" {
 					t.Fatalf("second round %+v, want resolve_by %s for the lead", e, wantResolveBy)
 				}

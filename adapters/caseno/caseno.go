@@ -9,6 +9,7 @@ package caseno
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -40,7 +41,15 @@ type Numbers struct {
 	// read again.
 	mu   sync.Mutex
 	keys map[string]*sequence
+
+	// tokenSecret is the deployment's secret for receipt tokens derived
+	// from a command (TokenSecret).
+	tokenSecret []byte
 }
+
+// tokenSecretKey holds TokenSecret in the bucket; the sequences' keys are
+// "<street>.<day>", so a key without a dot is never one of them.
+const tokenSecretKey = "receipt-token-secret"
 
 type sequence struct {
 	mu       sync.Mutex
@@ -74,7 +83,41 @@ func Open(ctx context.Context, js jetstream.JetStream, loc *time.Location, cfg C
 	if err != nil {
 		return nil, fmt.Errorf("caseno: bucket %s (replicas %d): %w", Bucket, cfg.Replicas, err)
 	}
-	return &Numbers{kv: kv, loc: loc, keys: map[string]*sequence{}}, nil
+	secret, err := loadTokenSecret(ctx, kv)
+	if err != nil {
+		return nil, err
+	}
+	return &Numbers{kv: kv, loc: loc, keys: map[string]*sequence{}, tokenSecret: secret}, nil
+}
+
+// TokenSecret is a random 32-byte secret, made by the first whistled to
+// open the bucket and shared by every whistled on the bus: a receipt token
+// derived from it and a command's id is the same on every instance, so a
+// retried raise or ticket (answered with the case its first try made) is
+// answered with the link that case holds.
+func (n *Numbers) TokenSecret() []byte { return n.tokenSecret }
+
+func loadTokenSecret(ctx context.Context, kv jetstream.KeyValue) ([]byte, error) {
+	made := make([]byte, 32)
+	if _, err := rand.Read(made); err != nil {
+		return nil, err
+	}
+	_, err := kv.Create(ctx, tokenSecretKey, made)
+	if err == nil {
+		return made, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("caseno: make the receipt token secret: %w", err)
+	}
+	// Another whistled made it first: everyone uses that one.
+	entry, err := kv.Get(ctx, tokenSecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("caseno: read the receipt token secret: %w", err)
+	}
+	if len(entry.Value()) != 32 {
+		return nil, fmt.Errorf("caseno: the receipt token secret in %s holds %d bytes, not 32", Bucket, len(entry.Value()))
+	}
+	return entry.Value(), nil
 }
 
 // Next takes the next number of street on the day of now: the day and a

@@ -13,6 +13,10 @@ import (
 
 func numbers(t *testing.T) *Numbers { return numbersWith(t, false) }
 
+// openedOn is the JetStream context each Numbers of these tests was opened
+// on, for a second Open on the same server.
+var openedOn sync.Map
+
 // numbersWith starts an embedded server (fsyncing every write when
 // syncAlways, as whistled's default does) and opens Numbers on it.
 func numbersWith(t testing.TB, syncAlways bool) *Numbers {
@@ -40,6 +44,7 @@ func numbersWith(t testing.TB, syncAlways bool) *Numbers {
 	if err != nil {
 		t.Fatal(err)
 	}
+	openedOn.Store(n, js)
 	return n
 }
 
@@ -145,5 +150,23 @@ func TestTwoProcessesShareOneSequence(t *testing.T) {
 	wg.Wait()
 	if len(seen) != 40 || !seen["20261202-0040"] {
 		t.Fatalf("%d numbers, want 20261202-0001 to -0040: %v", len(seen), seen)
+	}
+}
+
+// TestEveryInstanceSharesOneTokenSecret: the first Open makes the secret;
+// a second Open on the same bus (another whistled) reads the same one, and
+// it is never a day's sequence.
+func TestEveryInstanceSharesOneTokenSecret(t *testing.T) {
+	a := numbers(t)
+	js, _ := openedOn.Load(a)
+	b, err := Open(context.Background(), js.(jetstream.JetStream), a.loc, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.TokenSecret()) != 32 || string(a.TokenSecret()) != string(b.TokenSecret()) {
+		t.Fatalf("secrets differ or are not 32 bytes: %x, %x", a.TokenSecret(), b.TokenSecret())
+	}
+	if no, err := a.Next(context.Background(), "longqiao", time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)); err != nil || no != "20261202-0001" {
+		t.Fatalf("first number after the secret: %q, %v", no, err)
 	}
 }

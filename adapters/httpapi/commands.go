@@ -51,8 +51,8 @@ type CaseAnswer struct {
 }
 
 // caseAnswer is the answer of a case to the request's reader.
-func caseAnswer(r *http.Request, c *domain.Case, position uint64, requester *domain.RequesterView) CaseAnswer {
-	return CaseAnswer{Case: c, Position: position, Requester: requester, Receipt: receiptView(r, c), ResidentRating: residentRatingView(r, c)}
+func (a *API) caseAnswer(r *http.Request, c *domain.Case, position uint64, requester *domain.RequesterView) CaseAnswer {
+	return CaseAnswer{Case: c, Position: position, Requester: requester, Receipt: receiptView(r, c), ResidentRating: a.residentRatingView(r, c)}
 }
 
 func (a *API) raise(w http.ResponseWriter, r *http.Request) {
@@ -100,8 +100,13 @@ func (a *API) raise(w http.ResponseWriter, r *http.Request) {
 		canonical = append(canonical, "\x00requester "+print...)
 	}
 	// The receipt is left out of the fingerprint: a retry draws another
-	// token (and number), and is answered with the first case.
-	token, receipt, ok := a.receiptFor(w, r, req.CaseID, raise)
+	// number (a gap), and is answered with the first case, whose link it
+	// makes again when the raise is keyed.
+	retried := ""
+	if key != "" {
+		retried = req.CommandID
+	}
+	token, receipt, ok := a.receiptFor(w, r, req.CaseID, raise.Street, retried, raise)
 	if !ok {
 		return
 	}
@@ -273,7 +278,7 @@ func (a *API) executeAnswer(w http.ResponseWriter, r *http.Request, req casehand
 	if res.AlreadyDone {
 		status = repeated
 	}
-	writeJSON(w, status, caseAnswer(r, res.Case, uint64(res.Position), a.answerRequester(r.Context(), log, res.Case)))
+	writeJSON(w, status, a.caseAnswer(r, res.Case, uint64(res.Position), a.answerRequester(r.Context(), log, res.Case)))
 }
 
 // idempotencyKey reads the optional Idempotency-Key header.

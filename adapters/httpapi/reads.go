@@ -97,7 +97,7 @@ func (a *API) getCase(w http.ResponseWriter, r *http.Request) {
 		a.writeFailure(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, caseAnswer(r, c, 0, view))
+	writeJSON(w, http.StatusOK, a.caseAnswer(r, c, 0, view))
 }
 
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request) {

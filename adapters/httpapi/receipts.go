@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/casestate"
+	"github.com/whistle-gov/whistle/adapters/pii"
 	"github.com/whistle-gov/whistle/domain"
 	"github.com/whistle-gov/whistle/projections"
 	"go.uber.org/zap"
@@ -21,6 +23,8 @@ import (
 // CaseNumbers hands out receipts' case numbers (caseno.Numbers).
 type CaseNumbers interface {
 	Next(ctx context.Context, street string, now time.Time) (string, error)
+	// TokenSecret is shared by every whistled on the bus (derivedToken).
+	TokenSecret() []byte
 }
 
 // CallbackList is the streets' callback lists (projections.Board).
@@ -44,16 +48,20 @@ const tokenLen = 43
 
 type receiptTokenKey struct{}
 
-// newReceipt draws a token for caseID and returns it with the receipt to
-// decide (its case number taken for street unless caseNo is given).
-func (a *API) newReceipt(ctx context.Context, caseID, street, caseNo string) (string, *domain.Receipt, error) {
+// newReceipt makes a token for caseID and returns it with the receipt to
+// decide (its case number taken for street unless caseNo is given). The
+// token's secret part is random, or, given the id of a command that may be
+// retried (a keyed raise, a ticket), derived from it (derivedToken).
+func (a *API) newReceipt(ctx context.Context, caseID, street, caseNo, retriedCommandID string) (string, *domain.Receipt, error) {
 	id, err := uuid.Parse(caseID)
 	if err != nil {
 		return "", nil, err
 	}
 	raw := make([]byte, 32)
 	copy(raw, id[:])
-	if _, err := rand.Read(raw[16:]); err != nil {
+	if retriedCommandID != "" {
+		copy(raw[16:], derivedToken(a.cfg.CaseNumbers.TokenSecret(), retriedCommandID))
+	} else if _, err := rand.Read(raw[16:]); err != nil {
 		return "", nil, err
 	}
 	token := base64.RawURLEncoding.EncodeToString(raw)
@@ -63,6 +71,17 @@ func (a *API) newReceipt(ctx context.Context, caseID, street, caseNo string) (st
 		}
 	}
 	return token, &domain.Receipt{CaseNo: caseNo, TokenSHA256: tokenSHA256(token)}, nil
+}
+
+// derivedToken is the secret part of the token of a command that may be
+// retried: an HMAC of its id under the deployment's secret. The retry,
+// answered with the case its first try made, then makes that case's token
+// again and so can show the link, which is stored only hashed. It is as
+// unguessable as a random one while the secret is kept.
+func derivedToken(secret []byte, commandID string) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("whistle receipt token\x00" + commandID))
+	return mac.Sum(nil)[:16]
 }
 
 func tokenSHA256(token string) string {
@@ -92,12 +111,18 @@ func withReceiptToken(r *http.Request, token string) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), receiptTokenKey{}, token))
 }
 
-// receiptView is the case's receipt for its own street (nil for anyone
+// receiptView is the case's receipt for its own street and for the
+// platform that sent its ticket (who tell the resident; nil for anyone
 // else, and for a case without one), with the link when this request drew
 // the token the case holds.
 func receiptView(r *http.Request, c *domain.Case) *ReceiptView {
 	actor := actorOf(r)
-	if c == nil || c.Receipt == nil || actor.Role != domain.ActorStreet || actor.ID != c.Street {
+	if c == nil || c.Receipt == nil {
+		return nil
+	}
+	ownStreet := actor.Role == domain.ActorStreet && actor.ID == c.Street
+	sender := actor.Role == domain.ActorPlatform && c.Source != nil && actor.ID == c.Source.Platform
+	if !ownStreet && !sender {
 		return nil
 	}
 	v := &ReceiptView{CaseNo: c.Receipt.CaseNo, IssuedAt: c.Receipt.IssuedAt}
@@ -107,32 +132,80 @@ func receiptView(r *http.Request, c *domain.Case) *ReceiptView {
 	return v
 }
 
-// residentRatingView is the resident's own rating, for the case's street.
-func residentRatingView(r *http.Request, c *domain.Case) *domain.ResidentRating {
+// residentRatingView is the resident's own rating, for the case's street,
+// its comment opened (or marked forgotten once the case's key is gone). A
+// key store that does not answer leaves the comment out, logged.
+func (a *API) residentRatingView(r *http.Request, c *domain.Case) *domain.ResidentRating {
 	actor := actorOf(r)
-	if c == nil || actor.Role != domain.ActorStreet || actor.ID != c.Street {
+	if c == nil || c.ResidentRating == nil || actor.Role != domain.ActorStreet || actor.ID != c.Street {
 		return nil
 	}
-	return c.ResidentRating
+	rr := *c.ResidentRating
+	if rr.CommentSealed == nil {
+		return &rr
+	}
+	var err error
+	if c.RequesterForgotten {
+		err = pii.ErrNoKey
+	} else if a.cfg.Requesters == nil {
+		err = errNoVault
+	} else {
+		rr.Comment, err = a.cfg.Requesters.OpenText(r.Context(), commentPurpose, *rr.CommentSealed)
+	}
+	switch {
+	case errors.Is(err, pii.ErrNoKey):
+		rr.CommentForgotten = true
+	case err != nil:
+		a.cfg.Log.Warn("resident's comment left out of the answer", zap.String("case_id", c.ID), zap.Error(err))
+	}
+	return &rr
 }
 
-// receiptFor draws the receipt of a raise that will be accepted (decided
-// first, as for its requester, so that no number is taken for a refused
-// raise); nil without a case-number store. On failure it has written the
+// commentPurpose is what a rating's comment is sealed as (pii.Key.SealText).
+const commentPurpose = "comment"
+
+// sealComment seals a resident's comment under the case's key (made now
+// when the case has no requester); nil for no comment. On failure it has
+// written the answer.
+func (a *API) sealComment(w http.ResponseWriter, r *http.Request, caseID, comment string) (*domain.SealedText, bool) {
+	if comment == "" {
+		return nil, true
+	}
+	if a.cfg.Requesters == nil {
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "this service keeps no comments: it runs without a key store; rate without one", "comment")
+		return nil, false
+	}
+	key, err := a.cfg.Requesters.Key(r.Context(), caseID)
+	var sealed domain.SealedText
+	if err == nil {
+		sealed, err = key.SealText(commentPurpose, comment)
+	}
+	if err != nil {
+		a.cfg.Log.Warn("resident's comment not sealed", zap.String("case_id", caseID), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "please try again in a moment", "")
+		return nil, false
+	}
+	return &sealed, true
+}
+
+// receiptFor draws the receipt of a case-creating command (a raise, a
+// ticket) that will be accepted (decided first, as for its requester, so
+// that no number is taken for a refused one); nil without a case-number
+// store. retriedCommandID: see newReceipt. On failure it has written the
 // answer.
-func (a *API) receiptFor(w http.ResponseWriter, r *http.Request, caseID string, raise domain.Raise) (string, *domain.Receipt, bool) {
+func (a *API) receiptFor(w http.ResponseWriter, r *http.Request, caseID, street, retriedCommandID string, cmd domain.Command) (string, *domain.Receipt, bool) {
 	if a.cfg.CaseNumbers == nil {
 		return "", nil, true
 	}
-	if err := domain.Authorize(nil, actorOf(r), raise); err != nil {
+	if err := domain.Authorize(nil, actorOf(r), cmd); err != nil {
 		a.writeFailure(w, err)
 		return "", nil, false
 	}
-	if _, err := domain.Decide(nil, raise, a.cfg.Directory, time.Now()); err != nil {
+	if _, err := domain.Decide(nil, cmd, a.cfg.Directory, time.Now()); err != nil {
 		a.writeFailure(w, err)
 		return "", nil, false
 	}
-	token, receipt, err := a.newReceipt(r.Context(), caseID, raise.Street, "")
+	token, receipt, err := a.newReceipt(r.Context(), caseID, street, "", retriedCommandID)
 	if err != nil {
 		a.writeFailure(w, err)
 		return "", nil, false
@@ -172,7 +245,7 @@ func (a *API) reissueReceipt(w http.ResponseWriter, r *http.Request, caseID stri
 	if c.Receipt != nil {
 		caseNo = c.Receipt.CaseNo
 	}
-	token, receipt, err := a.newReceipt(r.Context(), caseID, c.Street, caseNo)
+	token, receipt, err := a.newReceipt(r.Context(), caseID, c.Street, caseNo, "")
 	if err != nil {
 		a.writeFailure(w, err)
 		return
@@ -244,8 +317,27 @@ func (a *API) residentRate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := casehandler.Request{CaseID: c.ID, CommandID: mustV7(), Actor: domain.Actor{Role: domain.ActorResident, ID: "link"},
-		Command: domain.RateByResident{TokenSHA256: tokenSHA256(token), Rating: body.Rating, Comment: body.Comment}}
+	resident := domain.Actor{Role: domain.ActorResident, ID: "link"}
+	cmd := domain.RateByResident{TokenSHA256: tokenSHA256(token), Rating: body.Rating}
+	// Decided first without the comment (pure), so that no key is made for
+	// a refused rating; the handler decides it again with the comment.
+	err := domain.CheckResidentComment(body.Comment)
+	if err == nil {
+		err = domain.Authorize(c, resident, cmd)
+	}
+	if err == nil {
+		_, err = domain.Decide(c, cmd, a.cfg.Directory, time.Now())
+	}
+	if err != nil {
+		a.writeFailure(w, err)
+		return
+	}
+	sealed, ok := a.sealComment(w, r, c.ID, body.Comment)
+	if !ok {
+		return
+	}
+	cmd.Comment, cmd.SealedComment = body.Comment, sealed
+	req := casehandler.Request{CaseID: c.ID, CommandID: mustV7(), Actor: resident, Command: cmd}
 	res, err := a.cfg.Handler.Execute(r.Context(), req)
 	log := a.cfg.Log.With(zap.String("case_id", req.CaseID), zap.String("command_id", req.CommandID), zap.String("command", req.Command.CommandName()))
 	if errors.Is(err, domain.ErrNoCase) {

@@ -138,7 +138,7 @@ func (a *API) revealRequester(w http.ResponseWriter, r *http.Request, c *domain.
 	switch {
 	case errors.Is(err, domain.ErrRequesterForgotten), errors.Is(err, pii.ErrNoKey):
 		log.Info("requester not revealed: forgotten", zap.Duration("duration", time.Since(start)))
-		writeJSON(w, http.StatusOK, caseAnswer(r, c, 0, domain.ForgottenRequester()))
+		writeJSON(w, http.StatusOK, a.caseAnswer(r, c, 0, domain.ForgottenRequester()))
 		return
 	case err != nil:
 		log.Info("command refused", zap.Error(err), zap.Duration("duration", time.Since(start)))
@@ -146,7 +146,7 @@ func (a *API) revealRequester(w http.ResponseWriter, r *http.Request, c *domain.
 		return
 	}
 	log.Info("requester revealed", zap.Uint64("position", uint64(res.Position)), zap.Duration("duration", time.Since(start)))
-	writeJSON(w, http.StatusOK, caseAnswer(r, res.Case, uint64(res.Position), opened.Revealed()))
+	writeJSON(w, http.StatusOK, a.caseAnswer(r, res.Case, uint64(res.Position), opened.Revealed()))
 }
 
 // destroyForgottenKeys destroys the key of a requester being forgotten,

@@ -122,6 +122,14 @@ func (a *API) ticket(w http.ResponseWriter, r *http.Request) {
 		cmd.Requester = sealed
 		canonical = append(canonical, "\x00requester "+print...)
 	}
+	// As for a keyed raise: the receipt is not fingerprinted, and the
+	// ticket sent again makes its link again.
+	token, receipt, ok := a.receiptFor(w, r, req.CaseID, cmd.Street, req.CommandID, cmd)
+	if !ok {
+		return
+	}
+	cmd.Receipt = receipt
+	r = withReceiptToken(r, token)
 	sum := sha256.Sum256(canonical)
 	cmd.RequestSHA256 = hex.EncodeToString(sum[:])
 	req.Command = cmd

@@ -179,6 +179,41 @@ func (k *Key) Seal(r domain.Requester) (domain.SealedRequester, error) {
 	return domain.SealedRequester{KeyID: k.id, Ciphertext: out}, nil
 }
 
+// SealText encrypts a resident's free text under k; purpose ("comment") is
+// bound in with the key id, so a text is opened only as what it was sealed
+// as, never as a requester or as another field.
+func (k *Key) SealText(purpose, text string) (domain.SealedText, error) {
+	out := make([]byte, 1+k.aead.NonceSize(), 1+k.aead.NonceSize()+len(text)+k.aead.Overhead())
+	out[0] = sealedFormat
+	if _, err := rand.Read(out[1:]); err != nil {
+		return domain.SealedText{}, fmt.Errorf("pii: no randomness for a nonce: %w", err)
+	}
+	out = k.aead.Seal(out, out[1:], []byte(text), textData(k.id, purpose))
+	return domain.SealedText{KeyID: k.id, Ciphertext: out}, nil
+}
+
+// OpenText decrypts a text sealed for purpose: ErrNoKey once the key is
+// destroyed, ErrCorrupt when it does not open.
+func (v *Vault) OpenText(ctx context.Context, purpose string, s domain.SealedText) (string, error) {
+	k, err := v.get(ctx, s.KeyID)
+	if err != nil {
+		return "", err
+	}
+	n := k.aead.NonceSize()
+	if len(s.Ciphertext) < 1+n || s.Ciphertext[0] != sealedFormat {
+		return "", fmt.Errorf("%w: %s", ErrCorrupt, s.KeyID)
+	}
+	msg, err := k.aead.Open(nil, s.Ciphertext[1:1+n], s.Ciphertext[1+n:], textData(k.id, purpose))
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrCorrupt, s.KeyID)
+	}
+	return string(msg), nil
+}
+
+// textData is a sealed text's associated data. A requester's is the bare
+// key id; a text's always holds a NUL, which no key id (a case id) does.
+func textData(id, purpose string) []byte { return []byte(id + "\x00" + purpose) }
+
 // Fingerprint is a keyed hash of r, for telling a retried request from
 // another one without a hash of the personal data itself (a phone number's
 // plain SHA-256 is found by trying every number); it dies with the key.

@@ -282,3 +282,36 @@ func BenchmarkSealPerRaise(b *testing.B) {
 		}
 	})
 }
+
+// TestSealedTextOpensOnlyAsWhatItWasSealedAs: a comment opens as a comment
+// under its key, not as another purpose, not as a requester, and not once
+// the key is destroyed.
+func TestSealedTextOpensOnlyAsWhatItWasSealedAs(t *testing.T) {
+	ctx := context.Background()
+	e := start(t, false)
+	id := uuid.NewString()
+	k, _ := seal(t, e.vault, id)
+	text := "请打电话给我 " + phone
+	s, err := k.SealText("comment", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(s.Ciphertext, []byte(phone)) || s.KeyID != id {
+		t.Fatalf("sealed %+v", s)
+	}
+	if got, err := e.vault.OpenText(ctx, "comment", s); err != nil || got != text {
+		t.Fatalf("opened %q, %v", got, err)
+	}
+	if _, err := e.vault.OpenText(ctx, "note", s); !errors.Is(err, pii.ErrCorrupt) {
+		t.Errorf("opened as another purpose: %v, want ErrCorrupt", err)
+	}
+	if _, err := e.vault.Open(ctx, domain.SealedRequester{KeyID: id, Ciphertext: s.Ciphertext}); !errors.Is(err, pii.ErrCorrupt) {
+		t.Errorf("opened as a requester: %v, want ErrCorrupt", err)
+	}
+	if err := e.vault.Destroy(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.vault.OpenText(ctx, "comment", s); !errors.Is(err, pii.ErrNoKey) {
+		t.Errorf("after the key is destroyed: %v, want ErrNoKey", err)
+	}
+}

@@ -210,14 +210,29 @@ func TestReceiptsCallbacksAndSecondRound(t *testing.T) {
 		st, _, _ := open(t, s, "POST", link+"/rating", "", map[string]string{"rating": "meh"})
 		return st
 	}(), 422)
-	st, _, raw = open(t, s, "POST", link+"/rating", "", map[string]string{"rating": "unsatisfied", "comment": "还是有味道"})
+	// Residents write their numbers into comments whatever the form says:
+	// the comment is sealed like the requester, opened for the street.
+	comment := "还是有味道，请回电 " + requesterPhone
+	st, _, raw = open(t, s, "POST", link+"/rating", "", map[string]string{"rating": "unsatisfied", "comment": comment})
 	mustStatus(t, "unsatisfied", st, 200)
 	keep("the rating's answer", raw)
 	before := time.Now()
-	c = receiptAnswer{}
-	mustStatus(t, "the case reopened", s.Do("GET", "/v1/cases/"+id, street, nil, &c), 200)
-	if c.Status != "in_progress" || !c.SecondRound {
-		t.Fatalf("after an unsatisfied rating: %+v", c)
+	var rated struct {
+		receiptAnswer
+		ResidentRating *struct {
+			Rating  string `json:"rating"`
+			Comment string `json:"comment"`
+		} `json:"resident_rating"`
+	}
+	mustStatus(t, "the case reopened", s.Do("GET", "/v1/cases/"+id, street, nil, &rated), 200)
+	c = rated.receiptAnswer
+	if c.Status != "in_progress" || !c.SecondRound || rated.ResidentRating == nil || rated.ResidentRating.Comment != comment || rated.ResidentRating.Rating != "unsatisfied" {
+		t.Fatalf("after an unsatisfied rating: %+v %+v", c, rated.ResidentRating)
+	}
+	st, raw = s.DoRaw("GET", "/v1/cases/"+id, lead, nil)
+	keep("the reopened case as the lead", raw)
+	if st != 200 || bytes.Contains(raw, []byte("还是有味道")) {
+		t.Fatalf("the lead reads the resident's comment: %d %s", st, raw)
 	}
 	for _, a := range c.Assignments {
 		if a.Role == "lead" && (a.Status != "reported" || a.ResolveBy == nil || !a.ResolveBy.After(before.Add(24*time.Hour))) {
@@ -333,7 +348,12 @@ func TestReceiptsCallbacksAndSecondRound(t *testing.T) {
 
 	s.Stop()
 	grepDataFolder(t, s)
-	walkData(t, s, func(path string, b []byte) { noToken(path, b) })
+	walkData(t, s, func(path string, b []byte) {
+		noToken(path, b)
+		if bytes.Contains(b, []byte("还是有味道")) {
+			t.Errorf("%s holds the resident's comment in clear", path)
+		}
+	})
 	noToken("whistled's log", []byte(s.Logs()))
 	mustNotHoldRequester(t, "whistled's log", []byte(s.Logs()))
 	s.Restart()
@@ -365,5 +385,60 @@ func walkData(t *testing.T, s *whistledtest.Server, check func(path string, b []
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRetriesAndTicketsKeepTheirLink: a keyed raise retried, and a ticket
+// sent again, each on the other of two whistled sharing one NATS, are
+// answered with the case their first try made and with its link (which is
+// stored only hashed); the platform that sent a ticket gets its receipt to
+// pass on, and the link opens the resident's page.
+func TestRetriesAndTicketsKeepTheirLink(t *testing.T) {
+	natsURL := startExternalNATS(t)
+	s1 := whistledtest.Start(t, "--nats", natsURL)
+	shared := filepath.Join(t.TempDir(), "principals.json")
+	raw, err := os.ReadFile(filepath.Join(s1.Data, "principals.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, shared, string(raw))
+	s2 := whistledtest.Start(t, "--nats", natsURL, "--principals", shared)
+	for k, v := range s1.Tokens {
+		s2.Tokens[k] = v
+	}
+	sm := pickSample(t, s1)
+	street := "street:" + sm.street
+	body := raiseBody(sm.street, sm.community, sm.issue.ID, "routine")
+	body["requester"] = map[string]string{"name": requesterName, "phone": requesterPhone}
+
+	var first, retry receiptAnswer
+	mustStatus(t, "keyed raise", s1.Do("POST", "/v1/whistles", street, body, &first, "Idempotency-Key", "desk-7-call-0042"), 201)
+	mustStatus(t, "the same raise on the other instance", s2.Do("POST", "/v1/whistles", street, body, &retry, "Idempotency-Key", "desk-7-call-0042"), 201)
+	if first.Receipt == nil || first.Receipt.Link == "" || retry.Receipt == nil || retry.CaseID != first.CaseID ||
+		retry.Receipt.CaseNo != first.Receipt.CaseNo || retry.Receipt.Link != first.Receipt.Link {
+		t.Fatalf("raise %+v, retried %+v", first.Receipt, retry.Receipt)
+	}
+
+	var sent, again, seen receiptAnswer
+	mustStatus(t, "send", s1.Do("POST", "/v1/tickets", hotline, ticketBody("12345-0777", "井盖破损"), &sent), 201)
+	mustStatus(t, "send again on the other instance", s2.Do("POST", "/v1/tickets", hotline, ticketBody("12345-0777", "井盖破损"), &again), 200)
+	if sent.Receipt == nil || !strings.HasPrefix(sent.Receipt.Link, "/r/") || again.Receipt == nil ||
+		again.CaseID != sent.CaseID || again.Receipt.Link != sent.Receipt.Link || again.Receipt.CaseNo != sent.Receipt.CaseNo {
+		t.Fatalf("ticket %+v, sent again %+v", sent.Receipt, again.Receipt)
+	}
+	if sent.Receipt.Link == first.Receipt.Link {
+		t.Fatal("a raise and a ticket share a link")
+	}
+	// A later read shows the number, never the link (it is not kept).
+	mustStatus(t, "the street reads", s2.Do("GET", "/v1/cases/"+sent.CaseID, "street:longqiao", nil, &seen), 200)
+	if seen.Receipt == nil || seen.Receipt.CaseNo != sent.Receipt.CaseNo || seen.Receipt.Link != "" {
+		t.Fatalf("the street reads receipt %+v", seen.Receipt)
+	}
+	for _, link := range []string{first.Receipt.Link, sent.Receipt.Link} {
+		st, _, page := open(t, s2, "GET", link+"?format=json", "", nil)
+		var v residentJSON
+		if st != 200 || json.Unmarshal(page, &v) != nil || v.CaseNo == "" {
+			t.Fatalf("%s: %d %s", link, st, page)
+		}
 	}
 }
