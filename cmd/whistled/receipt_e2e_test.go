@@ -244,7 +244,7 @@ func TestReceiptsCallbacksAndSecondRound(t *testing.T) {
 	}
 	mustStatus(t, "resolve again", s.Do("POST", "/v1/cases/"+id+"/resolve", lead, map[string]string{"note": "dredged"}, nil), 200)
 	mustStatus(t, "verify again", s.Do("POST", "/v1/cases/"+id+"/verify", street, map[string]any{"accepted": true}, nil), 200)
-	if st, _, _ := open(t, s, "POST", link+"/rating", "", map[string]string{"rating": "satisfied"}); st != 200 {
+	if st, _, _ := open(t, s, "POST", link+"/rating", "", map[string]string{"rating": "satisfied", "comment": "谢谢，处理得很快"}); st != 200 {
 		t.Fatalf("rating the second round: %d", st)
 	}
 	if st, _, _ := open(t, s, "POST", link+"/rating", "", map[string]string{"rating": "satisfied"}); st != 409 {
@@ -367,6 +367,19 @@ func TestReceiptsCallbacksAndSecondRound(t *testing.T) {
 	mustStatus(t, "after the restart", s.Do("GET", "/v1/cases/"+id, street, nil, &after), 200)
 	if after.Receipt == nil || after.Receipt.CaseNo != caseNo || after.Callback == nil || after.Callback.Status != "reached" || !after.SecondRound {
 		t.Fatalf("after the restart: %+v", after)
+	}
+
+	// Forgetting the requester takes the first round's comment with it.
+	mustStatus(t, "forget", s.Do("POST", "/v1/cases/"+id+"/forget", street, map[string]string{"reason": "居民申请删除"}, nil), 200)
+	var forgotten struct {
+		ResidentRating *struct {
+			Comment          string `json:"comment"`
+			CommentForgotten bool   `json:"comment_forgotten"`
+		} `json:"resident_rating"`
+	}
+	mustStatus(t, "after forget", s.Do("GET", "/v1/cases/"+id, street, nil, &forgotten), 200)
+	if forgotten.ResidentRating == nil || forgotten.ResidentRating.Comment != "" || !forgotten.ResidentRating.CommentForgotten {
+		t.Fatalf("after forget: %+v", forgotten.ResidentRating)
 	}
 }
 
