@@ -3,28 +3,14 @@ package projections
 import (
 	"cmp"
 	"slices"
-	"time"
 
 	"github.com/whistle-gov/whistle/domain"
+	"github.com/whistle-gov/whistle/domain/view"
 )
 
 // InboxItem is a ticket waiting for its street to sign for it (签收) or
-// return it, as the street's inbox shows it: GET /v1/streets/{street}/inbox.
-type InboxItem struct {
-	CaseID      string               `json:"case_id"`
-	Street      string               `json:"street"`
-	Community   string               `json:"community,omitempty"`
-	Category    string               `json:"category,omitempty"`
-	Urgency     domain.Urgency       `json:"urgency,omitempty"`
-	Title       string               `json:"title"`
-	Source      *domain.TicketSource `json:"source"`
-	Priority    domain.Priority      `json:"priority"`
-	ReceivedAt  time.Time            `json:"received_at"`
-	AcceptBy    *time.Time           `json:"accept_by"`
-	Overdue     bool                 `json:"overdue"`
-	Escalations int                  `json:"escalations"`
-	Version     uint64               `json:"version"` // of the case's last event, as in envelopes
-}
+// return it.
+type InboxItem = view.InboxItem
 
 // indexInbox puts a received ticket's case in its street's inbox and takes
 // it out once signed for or returned. Lock held.

@@ -16,6 +16,7 @@ import (
 	"github.com/whistle-gov/whistle/adapters/casestate"
 	"github.com/whistle-gov/whistle/adapters/pii"
 	"github.com/whistle-gov/whistle/domain"
+	"github.com/whistle-gov/whistle/domain/view"
 	"github.com/whistle-gov/whistle/projections"
 	"go.uber.org/zap"
 )
@@ -35,11 +36,7 @@ type CallbackList interface {
 // ReceiptView is a case's receipt as its street sees it. Link is in the
 // answer that issued it only: the token is stored nowhere but in that
 // answer (the log holds its hash).
-type ReceiptView struct {
-	CaseNo   string    `json:"case_no"`
-	Link     string    `json:"link,omitempty"`
-	IssuedAt time.Time `json:"issued_at"`
-}
+type ReceiptView = view.ReceiptView
 
 // A receipt's token is the case id (16 bytes) and 16 random bytes, in
 // base64url: the case is found without an index, and the random part is

@@ -9,15 +9,13 @@ import (
 	"github.com/whistle-gov/whistle/adapters/casehandler"
 	"github.com/whistle-gov/whistle/adapters/pii"
 	"github.com/whistle-gov/whistle/domain"
+	"github.com/whistle-gov/whistle/domain/view"
 	"go.uber.org/zap"
 )
 
 // RequesterRequest is the requester of a raise: the resident who asked,
 // personal data.
-type RequesterRequest struct {
-	Name  string `json:"name"`
-	Phone string `json:"phone"`
-}
+type RequesterRequest = view.RequesterRequest
 
 // errNoVault: the service runs without a key store, so it can neither keep
 // nor show personal data.

@@ -27,20 +27,7 @@ import (
 var ticketNamespace = uuid.MustParse("c2b7d6a4-8e1f-4b3a-9c5d-7f60a1b2c3d4")
 
 // TicketRequest is the body of POST /v1/tickets.
-type TicketRequest struct {
-	ExternalID  string            `json:"external_id"`
-	Street      string            `json:"street"`
-	Title       string            `json:"title"`
-	Description string            `json:"description,omitempty"`
-	Category    string            `json:"category,omitempty"`
-	Community   string            `json:"community,omitempty"`
-	Urgency     string            `json:"urgency,omitempty"`
-	Location    *domain.Location  `json:"location,omitempty"`
-	Requester   *RequesterRequest `json:"requester,omitempty"`
-	ReplyBy     *time.Time        `json:"reply_by,omitempty"`
-	Channel     string            `json:"channel,omitempty"`
-	Priority    string            `json:"priority,omitempty"`
-}
+type TicketRequest = view.TicketRequest
 
 // InboxView is the street's inbox of tickets waiting to be signed for
 // (readmodel.Queues). It must be safe for concurrent use.

@@ -30,6 +30,9 @@ type RaiseRequest struct {
 type CaseAnswer struct {
 	domain.Case
 	Position uint64 `json:"position,omitempty"`
+	// Receipt: for the case's street and the platform that sent its
+	// ticket; its link only in the answer that issued it.
+	Receipt *view.ReceiptView `json:"receipt,omitempty"`
 }
 
 // Raise raises a case. With a key, a repeat with the same body answers the
@@ -64,6 +67,7 @@ type (
 	VerifyBody struct {
 		Accepted bool   `json:"accepted"`
 		Note     string `json:"note"`
+		Reply    string `json:"reply,omitempty"` // to the platform, for a ticket's case accepted as resolved
 	}
 	RateBody struct {
 		Rating string `json:"rating"`

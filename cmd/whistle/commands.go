@@ -89,6 +89,7 @@ func (a *app) caseCommands() []*cobra.Command {
 				var b httpclient.VerifyBody
 				cmd.Flags().BoolVar(&b.Accepted, "accepted", false, "accept (true) or reject (false) the resolution; required")
 				cmd.Flags().StringVar(&b.Note, "note", "", "a note")
+				cmd.Flags().StringVar(&b.Reply, "reply", "", "a ticket's reply to its platform (required to accept a ticket's case)")
 				_ = cmd.MarkFlagRequired("accepted")
 				return func(ctx context.Context, c *httpclient.Client, id, key string) (*httpclient.CaseAnswer, error) {
 					return c.Verify(ctx, id, b, key)
@@ -151,6 +152,7 @@ func (a *app) caseCommands() []*cobra.Command {
 				}
 			}},
 	}
+	actions = append(actions, a.ticketActions()...)
 	var cmds []*cobra.Command
 	for _, act := range actions {
 		cmd := &cobra.Command{
@@ -217,6 +219,23 @@ func (a *app) printCase(o *output, c *httpclient.CaseAnswer) error {
 	}
 	if c.Rating != nil {
 		field("RATING", text(fmt.Sprint(*c.Rating)))
+	}
+	if src := c.Source; src != nil {
+		from := src.Platform + " " + src.ExternalID
+		if src.ReplyBy != nil {
+			from += ", reply by " + fmtTime(src.ReplyBy, time.DateTime)
+		}
+		field("FROM", text(from))
+	}
+	if c.AcceptBy != nil && c.AcceptedAt == nil {
+		field("ACCEPT BY", text(fmtTime(c.AcceptBy, time.DateTime)))
+	}
+	if r := c.Receipt; r != nil {
+		receipt := r.CaseNo
+		if r.Link != "" {
+			receipt += "  " + r.Link
+		}
+		field("RECEIPT", text(receipt))
 	}
 	if c.Position > 0 {
 		field("POSITION", text(fmt.Sprint(c.Position)))

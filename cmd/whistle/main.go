@@ -120,13 +120,15 @@ auditors read every history and rebuild every figure from the log.`,
 		&cobra.Group{ID: groupAssignee, Title: "Departments and units:"},
 		&cobra.Group{ID: groupRead, Title: "Everyone involved, and auditors:"},
 		&cobra.Group{ID: groupAudit, Title: "Auditors:"},
+		&cobra.Group{ID: groupPlatform, Title: "Platforms (12345 and others):"},
 	)
 	root.AddCommand(a.raiseCommand())
 	for _, c := range a.caseCommands() {
 		root.AddCommand(c)
 	}
 	root.AddCommand(a.caseCommand(), a.historyCommand(), a.directoryCommand(), a.casesCommand(),
-		a.statsCommand(), a.queueCommand(), a.replayCommand(), a.versionCommand())
+		a.statsCommand(), a.queueCommand(), a.replayCommand(), a.versionCommand(),
+		a.ticketsCommand(), a.inboxCommand())
 	root.SetUsageTemplate(root.UsageTemplate() + `
 Environment:
   WHISTLE_URL     the server (default ` + httpclient.DefaultURL + `)

@@ -228,3 +228,53 @@ const (
 	OutcomeClosed   = "closed"
 	OutcomeReturned = "returned"
 )
+
+// TicketRequest is the body of POST /v1/tickets (a platform sends a
+// ticket); external_id, street and title are required.
+type TicketRequest struct {
+	ExternalID  string            `json:"external_id"`
+	Street      string            `json:"street"`
+	Title       string            `json:"title"`
+	Description string            `json:"description,omitempty"`
+	Category    string            `json:"category,omitempty"`
+	Community   string            `json:"community,omitempty"`
+	Urgency     string            `json:"urgency,omitempty"`
+	Location    *domain.Location  `json:"location,omitempty"`
+	Requester   *RequesterRequest `json:"requester,omitempty"`
+	ReplyBy     *time.Time        `json:"reply_by,omitempty"`
+	Channel     string            `json:"channel,omitempty"`
+	Priority    string            `json:"priority,omitempty"`
+}
+
+// RequesterRequest is a requester as a raise or a ticket gives it, in
+// clear (the server seals it at once).
+type RequesterRequest struct {
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
+}
+
+// ReceiptView is a case's receipt as its street (and the platform that
+// sent its ticket) sees it. Link is in the answer that issued it only.
+type ReceiptView struct {
+	CaseNo   string    `json:"case_no"`
+	Link     string    `json:"link,omitempty"`
+	IssuedAt time.Time `json:"issued_at"`
+}
+
+// InboxItem is a ticket waiting for its street to sign for it (签收) or
+// return it.
+type InboxItem struct {
+	CaseID      string               `json:"case_id"`
+	Street      string               `json:"street"`
+	Community   string               `json:"community,omitempty"`
+	Category    string               `json:"category,omitempty"`
+	Urgency     domain.Urgency       `json:"urgency,omitempty"`
+	Title       string               `json:"title"`
+	Source      *domain.TicketSource `json:"source"`
+	Priority    domain.Priority      `json:"priority"`
+	ReceivedAt  time.Time            `json:"received_at"`
+	AcceptBy    *time.Time           `json:"accept_by"`
+	Overdue     bool                 `json:"overdue"`
+	Escalations int                  `json:"escalations"`
+	Version     uint64               `json:"version"` // of the case's last event, as in envelopes
+}
